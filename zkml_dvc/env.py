@@ -1,0 +1,90 @@
+"""Every environment variable zkml-dvc reads, in one place.
+
+Precedence everywhere: CLI flag > environment variable > project config > default. Values are read
+when asked for (never at import time), so tests can set them per test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# zkml-dvc's own variables
+CACHE_DIR = "ZKML_DVC_CACHE_DIR"  # content-addressed cache (SRS, downloads); default XDG cache
+NO_PROGRESS = "ZKML_DVC_NO_PROGRESS"  # any non-empty value switches progress bars off
+TRACEBACK = "ZKML_DVC_TRACEBACK"  # any non-empty value prints tracebacks (like -v)
+MULTIPART_THRESHOLD = "ZKML_DVC_MULTIPART_THRESHOLD"  # bytes; default 100 MB (Akave's advice)
+MULTIPART_CHUNKSIZE = "ZKML_DVC_MULTIPART_CHUNKSIZE"  # bytes; default 64 MiB
+MAX_ATTEMPTS = "ZKML_DVC_MAX_ATTEMPTS"  # store retries (botocore standard mode); default 5
+CONNECT_TIMEOUT = "ZKML_DVC_CONNECT_TIMEOUT"  # seconds; default 5
+READ_TIMEOUT = "ZKML_DVC_READ_TIMEOUT"  # seconds; default 60
+
+# Standard AWS variables we read (and pass on to DVC/s3fs/boto3 unchanged)
+AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+AWS_SESSION_TOKEN = "AWS_SESSION_TOKEN"
+AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL_S3"
+AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+AWS_PROFILE = "AWS_PROFILE"
+# O3 refuses the CRC32 checksum headers that botocore >= 1.36 sends by default.
+AWS_REQUEST_CHECKSUM_CALCULATION = "AWS_REQUEST_CHECKSUM_CALCULATION"
+AWS_RESPONSE_CHECKSUM_VALIDATION = "AWS_RESPONSE_CHECKSUM_VALIDATION"
+
+# ezkl's variables
+EZKL_REPO_PATH = "EZKL_REPO_PATH"
+EZKL_KEY_FORMAT = "EZKL_KEY_FORMAT"
+
+O3_DEFAULT_REGION = "akave-network"
+
+
+def get(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def get_int(name: str, default: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"environment variable {name}={raw!r} is not a whole number",
+            f"Unset {name} or give it an integer value.",
+        ) from None
+
+
+def flag(name: str) -> bool:
+    return bool(get(name))
+
+
+def cache_dir() -> Path:
+    """The user cache: $ZKML_DVC_CACHE_DIR, else $XDG_CACHE_HOME/zkml-dvc, else ~/.cache/zkml-dvc."""
+    explicit = get(CACHE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "zkml-dvc"
+
+
+def o3_safe_client_env() -> dict[str, str]:
+    """Variables every S3 client we start (DVC/s3fs, boto3, aws CLI) must see for O3."""
+    return {
+        AWS_REQUEST_CHECKSUM_CALCULATION: "when_required",
+        AWS_RESPONSE_CHECKSUM_VALIDATION: "when_required",
+    }
+
+
+def apply_o3_client_env() -> None:
+    """Set the O3 checksum variables in this process unless the user chose otherwise."""
+    for key, value in o3_safe_client_env().items():
+        os.environ.setdefault(key, value)
+
+
+def key_format() -> str:
+    return get(EZKL_KEY_FORMAT, "raw-bytes") or "raw-bytes"

@@ -1,0 +1,171 @@
+"""The one place that calls ezkl.
+
+Every function takes explicit paths (ezkl's defaults are relative to the working directory), returns
+plain values, and turns ezkl's RuntimeError/IOError into ``EzklError`` naming the step and files.
+ezkl is imported inside the functions so that `zkml-dvc --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import EzklError, ProofInvalidError
+from .params import RunArgs
+
+SETTINGS_TIMESTAMP = 0  # ezkl needs an integer; a fixed one makes settings.json byte-stable
+
+
+def version() -> str:
+    from importlib.metadata import version as _v
+
+    return _v("ezkl")
+
+
+def _call(step: str, files: dict[str, Path | str], fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except (RuntimeError, OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EzklError(step, {k: str(v) for k, v in files.items()}, detail) from exc
+
+
+def _require_true(step: str, files: dict[str, Path | str], result: Any) -> None:
+    if result is False:
+        raise EzklError(step, {k: str(v) for k, v in files.items()}, "ezkl returned False")
+
+
+def gen_settings(model: Path, settings: Path, run_args: RunArgs) -> None:
+    import ezkl
+
+    py_args = ezkl.PyRunArgs()
+    for field, value in run_args.model_dump(exclude_none=True).items():
+        setattr(py_args, field, value)
+    files = {"model": model, "settings": settings}
+    _require_true(
+        "gen_settings",
+        files,
+        _call("gen_settings", files, ezkl.gen_settings, str(model), str(settings), py_run_args=py_args),
+    )
+    canonicalize_settings(settings)
+
+
+def calibrate_settings(
+    data: Path, model: Path, settings: Path, target: str, scales: list[int] | None
+) -> None:
+    import ezkl
+
+    files = {"data": data, "model": model, "settings": settings}
+    _require_true(
+        "calibrate_settings",
+        files,
+        _call(
+            "calibrate_settings",
+            files,
+            ezkl.calibrate_settings,
+            str(data),
+            str(model),
+            str(settings),
+            target,
+            scales=scales,
+        ),
+    )
+    canonicalize_settings(settings)
+
+
+def canonicalize_settings(settings: Path) -> None:
+    """Pin the volatile ``timestamp`` so equal settings have equal bytes (and equal DVC hashes)."""
+    from .fsutil import atomic_write_text
+
+    data = json.loads(settings.read_text())
+    data["timestamp"] = SETTINGS_TIMESTAMP
+    atomic_write_text(settings, json.dumps(data, indent=2) + "\n")
+
+
+def compile_circuit(model: Path, compiled: Path, settings: Path) -> None:
+    import ezkl
+
+    files = {"model": model, "compiled": compiled, "settings": settings}
+    _require_true(
+        "compile_circuit",
+        files,
+        _call("compile_circuit", files, ezkl.compile_circuit, str(model), str(compiled), str(settings)),
+    )
+
+
+def gen_srs(srs: Path, logrows: int) -> None:
+    import ezkl
+
+    _call("gen_srs", {"srs": srs}, ezkl.gen_srs, str(srs), logrows)
+
+
+def get_srs(srs: Path, logrows: int) -> None:
+    import ezkl
+
+    files = {"srs": srs}
+    _require_true(
+        "get_srs", files, _call("get_srs", files, ezkl.get_srs, logrows=logrows, srs_path=str(srs))
+    )
+
+
+def gen_witness(
+    data: Path, compiled: Path, witness: Path, vk: Path | None = None, srs: Path | None = None
+) -> dict[str, Any]:
+    import ezkl
+
+    files: dict[str, Path | str] = {"data": data, "compiled": compiled, "witness": witness}
+    kwargs: dict[str, str] = {}
+    if vk is not None and srs is not None:
+        files.update(vk=vk, srs=srs)
+        kwargs = {"vk_path": str(vk), "srs_path": str(srs)}
+    result = _call(
+        "gen_witness", files, ezkl.gen_witness, str(data), str(compiled), str(witness), **kwargs
+    )
+    return dict(result) if isinstance(result, dict) else {}
+
+
+def setup(compiled: Path, vk: Path, pk: Path, srs: Path) -> None:
+    import ezkl
+
+    files = {"compiled": compiled, "vk": vk, "pk": pk, "srs": srs}
+    _require_true(
+        "setup",
+        files,
+        _call("setup", files, ezkl.setup, str(compiled), str(vk), str(pk), srs_path=str(srs)),
+    )
+
+
+def prove(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path) -> None:
+    import ezkl
+
+    files = {"witness": witness, "compiled": compiled, "pk": pk, "proof": proof, "srs": srs}
+    _call("prove", files, ezkl.prove, str(witness), str(compiled), str(pk), str(proof), srs_path=str(srs))
+
+
+def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> None:
+    """Return if ezkl accepts the proof; raise ProofInvalidError if it rejects it.
+
+    ezkl's verify never returns False: a bad proof raises RuntimeError.
+    """
+    import ezkl
+
+    files = {"proof": proof, "settings": settings, "vk": vk, "srs": srs}
+    try:
+        ok = ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs))
+    except (RuntimeError, OSError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProofInvalidError(
+            f"proof {proof} did not verify against {vk}: {detail}",
+            "The proof, verification key, settings or SRS do not belong together.",
+        ) from exc
+    if ok is not True:
+        raise ProofInvalidError(f"proof {proof} did not verify against {vk}", "")
+    del files
+
+
+def swap_proof_commitments(proof: Path, witness: Path) -> None:
+    import ezkl
+
+    files = {"proof": proof, "witness": witness}
+    _call("swap_proof_commitments", files, ezkl.swap_proof_commitments, str(proof), str(witness))

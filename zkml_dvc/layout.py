@@ -1,0 +1,158 @@
+"""Where every artifact lives: ``artifacts/<model>/{inputs,models,circuits,keys,proofs,reports}``.
+
+One definition shared by the stages, the manifest, the pull/verify code and the dvc.yaml template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .errors import ConfigError
+
+Category = Literal["inputs", "models", "circuits", "keys", "proofs", "reports"]
+
+# The ezkl steps in pipeline order: one DVC stage each (generated per model with foreach).
+STAGES: tuple[str, ...] = (
+    "settings", "calibrate", "compile", "srs", "setup", "witness", "prove", "verify",
+)
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """Repo-relative paths of one model's artifacts."""
+
+    model: str
+
+    @property
+    def base(self) -> Path:
+        return Path("artifacts") / self.model
+
+    @property
+    def settings_gen(self) -> Path:
+        return self.base / "circuits" / "settings.gen.json"
+
+    @property
+    def settings(self) -> Path:
+        return self.base / "circuits" / "settings.json"
+
+    @property
+    def compiled(self) -> Path:
+        return self.base / "circuits" / "network.compiled"
+
+    @property
+    def fingerprint(self) -> Path:
+        return self.base / "circuits" / "fingerprint.json"
+
+    @property
+    def srs_pointer(self) -> Path:
+        return self.base / "keys" / "srs.json"
+
+    @property
+    def pk(self) -> Path:
+        return self.base / "keys" / "pk.key"
+
+    @property
+    def vk(self) -> Path:
+        return self.base / "keys" / "vk.key"
+
+    @property
+    def witness(self) -> Path:
+        return self.base / "proofs" / "witness.json"
+
+    @property
+    def proof(self) -> Path:
+        return self.base / "proofs" / "proof.json"
+
+    @property
+    def verify_report(self) -> Path:
+        return self.base / "reports" / "verify.json"
+
+    @property
+    def manifest(self) -> Path:
+        """The run manifest: committed to git (not a DVC output), one version per run tag."""
+        return self.base / "reports" / "manifest.json"
+
+    def stage_record(self, stage: str) -> Path:
+        return self.base / "reports" / "stages" / f"{stage}.json"
+
+    def outputs(self) -> dict[str, list[Path]]:
+        """Each stage's DVC outputs (must match the dvc.yaml template)."""
+        rec = self.stage_record
+        return {
+            "settings": [self.settings_gen, rec("settings")],
+            "calibrate": [self.settings, rec("calibrate")],
+            "compile": [self.compiled, self.fingerprint, rec("compile")],
+            "srs": [self.srs_pointer, rec("srs")],
+            "setup": [self.pk, self.vk, rec("setup")],
+            "witness": [self.witness, rec("witness")],
+            "prove": [self.proof, rec("prove")],
+            "verify": [self.verify_report, rec("verify")],
+        }
+
+
+# (category, byte-reproducible) of each output, by file name. Reproducible means: the same inputs and
+# the same SRS give the same bytes (see docs/pipeline.md); proofs are randomised by design.
+_KINDS: dict[str, tuple[Category, bool]] = {
+    "settings.gen.json": ("circuits", True),
+    "settings.json": ("circuits", True),
+    "network.compiled": ("circuits", False),
+    "fingerprint.json": ("circuits", True),
+    "srs.json": ("keys", True),
+    "pk.key": ("keys", True),
+    "vk.key": ("keys", True),
+    "witness.json": ("proofs", True),
+    "proof.json": ("proofs", False),
+    "verify.json": ("reports", False),
+}
+
+
+def classify(path: Path) -> tuple[Category, bool]:
+    if path.parent.name == "stages":
+        return "reports", False
+    if path.name in _KINDS:
+        return _KINDS[path.name]
+    if path.suffix == ".onnx":
+        return "models", True
+    return "inputs", True
+
+
+def check_stage(stage: str) -> str:
+    if stage not in STAGES:
+        from .errors import NotFoundError
+
+        raise NotFoundError(
+            f"unknown stage {stage!r}", f"Use one of: {', '.join(STAGES)}."
+        )
+    return stage
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: the nearest directory upward holding dvc.yaml and params.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").exists() and (candidate / "params.yaml").exists():
+            return candidate
+    raise ConfigError(
+        f"{here} is not inside a zkml-dvc project (no dvc.yaml and params.yaml found)",
+        "cd into a project, or create one with `zkml-dvc init DIR --model M.onnx --input I.json`.",
+    )
+
+
+# ---- Store layout (relative to the store root s3://BUCKET/PREFIX; see docs/store-layout.md) ----
+STORE_DVC_PREFIX = "dvc"  # the DVC remote `o3` points here (content-addressed by md5)
+VERIFY_KIT = ("proof.json", "settings.json", "vk.key")
+
+
+def dvc_object_key(md5: str) -> str:
+    """Where DVC 3 keeps an object on the remote, relative to the store root."""
+    return f"{STORE_DVC_PREFIX}/files/md5/{md5[:2]}/{md5[2:]}"
+
+
+def run_index_prefix(project: str, run_id: str) -> str:
+    return f"projects/{project}/runs/{run_id}"
+
+
+def srs_key(sha256: str) -> str:
+    return f"srs/{sha256}"

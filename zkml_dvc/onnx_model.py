@@ -1,0 +1,117 @@
+"""Facts about an ONNX model (hash, opset, parameter count, input schema) and input checks."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .errors import InputError, MissingFileError
+from .fsutil import read_json, sha256_file
+
+
+class TensorSpec(BaseModel):
+    name: str
+    shape: list[int | str]
+    dtype: str
+
+
+class ModelFacts(BaseModel):
+    path: str
+    sha256: str
+    size: int
+    opset: int
+    ir_version: int
+    parameter_count: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+def _load(path: Path) -> Any:
+    import onnx
+
+    if not path.exists():
+        raise MissingFileError(path, "ONNX model", "Check the `onnx:` path in params.yaml.")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...: all mean "bad file"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{path} is not a valid ONNX model ({first[:200]})",
+            "Re-export the model to ONNX (opset 13-18 works well with ezkl).",
+        ) from None
+    return model
+
+
+def _spec(value_info: Any) -> TensorSpec:
+    import onnx
+
+    ttype = value_info.type.tensor_type
+    dims: list[int | str] = []
+    for d in ttype.shape.dim:
+        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?"))
+    return TensorSpec(
+        name=value_info.name,
+        shape=dims,
+        dtype=onnx.TensorProto.DataType.Name(ttype.elem_type).lower(),
+    )
+
+
+def inspect_model(path: Path) -> ModelFacts:
+    """Load and check an ONNX file; InputError (naming the file) if it is missing or invalid."""
+    model = _load(path)
+    initializers = {i.name for i in model.graph.initializer}
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    params = sum(math.prod(i.dims) if i.dims else 1 for i in model.graph.initializer)
+    return ModelFacts(
+        path=str(path),
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        opset=opset,
+        ir_version=model.ir_version,
+        parameter_count=int(params),
+        inputs=[_spec(v) for v in model.graph.input if v.name not in initializers],
+        outputs=[_spec(v) for v in model.graph.output],
+    )
+
+
+def _flat_len(value: Any) -> int:
+    if isinstance(value, list):
+        return sum(_flat_len(v) for v in value)
+    return 1
+
+
+def check_input(facts: ModelFacts, input_path: Path, batch: bool = False) -> None:
+    """Check that an ezkl input JSON has one tensor per model input, of the right size.
+
+    With ``batch`` (calibration data) each tensor may hold several samples: a whole multiple.
+    """
+    data = read_json(input_path, "input file")
+    tensors = data.get("input_data") if isinstance(data, dict) else None
+    fix = (
+        f'Write {input_path} as {{"input_data": [[...]]}} with one flat list per model input '
+        "(ezkl's input format)."
+    )
+    if not isinstance(tensors, list) or not tensors:
+        raise InputError(f"{input_path} has no `input_data` list", fix)
+    if len(tensors) != len(facts.inputs):
+        raise InputError(
+            f"{input_path} has {len(tensors)} input tensors but {facts.path} takes "
+            f"{len(facts.inputs)}",
+            fix,
+        )
+    for spec, tensor in zip(facts.inputs, tensors, strict=True):
+        known = [d for d in spec.shape if isinstance(d, int) and d > 0]
+        if len(known) != len(spec.shape):
+            continue  # symbolic dims: ezkl fixes them from variables; cannot check here
+        expected = math.prod(known)
+        got = _flat_len(tensor)
+        if got != expected and not (batch and got > 0 and got % expected == 0):
+            raise InputError(
+                f"{input_path}: input {spec.name!r} has {got} values but the model expects "
+                f"shape {spec.shape} ({expected} values)",
+                fix,
+            )

@@ -1,0 +1,167 @@
+"""Driving DVC: reproduce the pipeline, read dvc.lock, push and pull outputs.
+
+DVC runs in this process through its Python API (no extra interpreter start-up per call); the stage
+commands it spawns are `zkml-dvc stage ...`, found on PATH next to this interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import env
+from .errors import ConfigError, PipelineError, StoreError
+from .layout import STAGES
+
+REMOTE_NAME = "o3"
+LAST_ERROR = Path(".dvc") / "tmp" / "zkml-dvc" / "last-stage-error.txt"
+
+
+def _prepare_process_env() -> None:
+    # Stage commands are `zkml-dvc ...`: make the one installed beside this Python reachable even
+    # when the virtualenv is not activated. O3 refuses the default SDK checksum headers.
+    bindir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if bindir not in path.split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + path
+    env.apply_o3_client_env()
+    _dvc_logs_to_stderr()
+
+
+def _dvc_logs_to_stderr() -> None:
+    """DVC logs progress to stdout; ours is for results, so move its handlers to stderr."""
+    import logging
+
+    import dvc  # noqa: F401  (importing dvc installs its handlers)
+
+    for name in ("dvc", "dvc_objects", "dvc_data"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
+
+
+def open_repo(root: Path) -> Any:
+    from dvc.exceptions import NotDvcRepoError
+    from dvc.repo import Repo
+
+    _prepare_process_env()
+    try:
+        return Repo(str(root))
+    except NotDvcRepoError:
+        raise ConfigError(
+            f"{root} is not a DVC repository", "Run `dvc init` there, or use `zkml-dvc init`."
+        ) from None
+
+
+def stage_name(stage: str, model: str) -> str:
+    return f"{stage}@{model}"
+
+
+def repro(root: Path, model: str, force_stage: str | None = None) -> None:
+    """Reproduce ``model``'s pipeline up to `verify`; with ``force_stage``, re-run that stage
+    (and so everything after it) even if DVC thinks it is up to date."""
+    from dvc.exceptions import DvcException
+
+    last_error = root / LAST_ERROR
+    last_error.unlink(missing_ok=True)
+    with open_repo(root) as repo:
+        try:
+            if force_stage:
+                repo.reproduce(stage_name(force_stage, model), force=True, single_item=True)
+            repo.reproduce(stage_name("verify", model))
+        except DvcException as exc:
+            detail = last_error.read_text().strip() if last_error.exists() else str(exc)
+            failed = _failed_stage(str(exc)) or f"pipeline of {model}"
+            raise PipelineError(
+                f"stage {failed} failed: {detail}",
+                "Fix the cause, then re-run `zkml-dvc run`: finished stages are not redone.",
+            ) from exc
+
+
+def _failed_stage(message: str) -> str | None:
+    import re
+
+    m = re.search(r"'([a-z_]+@[a-z0-9_-]+)'", message)
+    return m.group(1) if m else None
+
+
+def record_stage_error(root: Path, message: str) -> None:
+    path = root / LAST_ERROR
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(message + "\n")
+
+
+def lock_outs(root: Path) -> dict[str, dict[str, Any]]:
+    """Every output in dvc.lock: path -> {"md5", "size", "stage"}."""
+    lock_path = root / "dvc.lock"
+    if not lock_path.exists():
+        return {}
+    data = yaml.safe_load(lock_path.read_text()) or {}
+    outs: dict[str, dict[str, Any]] = {}
+    for stage, body in (data.get("stages") or {}).items():
+        for out in body.get("outs", []):
+            outs[out["path"]] = {"md5": out.get("md5"), "size": out.get("size"), "stage": stage}
+    return outs
+
+
+def stage_outputs(model: str, stages: list[str]) -> list[str]:
+    from .layout import ModelLayout
+
+    outs = ModelLayout(model).outputs()
+    return [str(p) for s in stages for p in outs[s]]
+
+
+def stages_before(stage: str) -> list[str]:
+    return list(STAGES[: STAGES.index(stage)])
+
+
+def pull(root: Path, targets: list[str]) -> None:
+    """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5)."""
+    from dvc.exceptions import DvcException
+
+    with open_repo(root) as repo:
+        try:
+            repo.pull(targets=targets, remote=REMOTE_NAME)
+        except DvcException as exc:
+            raise StoreError(
+                f"dvc pull from remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
+                "Check that the run was pushed (`zkml-dvc push RUN_ID` on the producing machine) "
+                "and that the endpoint and credentials are right.",
+            ) from exc
+
+
+def _dvc_reason(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    parts = []
+    while cause is not None and len(parts) < 3:
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        if text and text not in parts:
+            parts.append(text)
+        cause = cause.__cause__ or cause.__context__
+    return ": ".join(parts) or type(exc).__name__
+
+
+def status_clean(root: Path, model: str) -> bool:
+    """True if nothing in the model's pipeline would re-run."""
+    with open_repo(root) as repo:
+        return not repo.status(targets=[stage_name("verify", model)], with_deps=True)
+
+
+def push_rev(root: Path, commit: str, at_head: bool) -> int:
+    """`dvc push` of every object referenced at ``commit`` (a run's commit) from the cache."""
+    from dvc.exceptions import DvcException
+
+    kwargs: dict[str, Any] = {} if at_head else {"revs": [commit], "workspace": False}
+    with open_repo(root) as repo:
+        try:
+            return int(repo.push(remote=REMOTE_NAME, **kwargs) or 0)
+        except DvcException as exc:
+            raise StoreError(
+                f"dvc push to remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
+                "Check the endpoint and credentials (`zkml-dvc remote show`), then retry: "
+                "uploads already finished are not repeated.",
+            ) from exc

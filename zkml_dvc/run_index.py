@@ -1,0 +1,135 @@
+"""The run index in the store, readable by any S3 client::
+
+    <root>/projects/<project>/runs/<run_id>/manifest.json   written last: its presence means complete
+    <root>/projects/<project>/runs/<run_id>/{dvc.lock,params.yaml,dvc.yaml}
+    <root>/projects/<project>/runs/<run_id>/{proof.json,settings.json,vk.key}   the verification kit
+    <root>/srs/<sha256>                                     each SRS once, shared by all runs
+    <root>/dvc/files/md5/..                                 DVC's content-addressed objects (pk, ...)
+
+Large artifacts exist only once, in DVC's area; the manifest names their object keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import pipeline, runs
+from .errors import ConfigError, MissingFileError, NotFoundError
+from .fsutil import sha256_file
+from .layout import ModelLayout, run_index_prefix, srs_key
+from .manifest import ArtifactEntry, Manifest, parse_manifest
+from .store import Store, find_project_store
+
+INDEX_FILES = ("dvc.lock", "params.yaml", "dvc.yaml")
+
+
+@dataclass
+class PushReport:
+    run_id: str
+    index_url: str
+    dvc_files_pushed: int
+    uploaded_files: int
+    uploaded_bytes: int
+    skipped_files: int
+
+
+def kit_paths(model: str) -> dict[str, Path]:
+    lay = ModelLayout(model)
+    return {"proof.json": lay.proof, "settings.json": lay.settings, "vk.key": lay.vk}
+
+
+def local_copy(root: Path, entry: ArtifactEntry) -> Path:
+    """A local file holding exactly ``entry``'s bytes: the workspace copy or DVC's cache."""
+    candidates = [root / entry.path]
+    if entry.md5:
+        candidates.append(root / ".dvc" / "cache" / "files" / "md5" / entry.md5[:2] / entry.md5[2:])
+    for c in candidates:
+        if c.exists() and c.stat().st_size == entry.size and sha256_file(c) == entry.sha256:
+            return c
+    raise MissingFileError(
+        entry.path, f"the run's copy of {entry.path}",
+        "It is neither in the workspace nor in the DVC cache; `zkml-dvc pull RUN_ID --for all`.",
+    )
+
+
+def require_store(root: Path) -> Store:
+    store = find_project_store(root)
+    if store is None:
+        raise ConfigError(
+            "this project has no remote `o3` configured",
+            "Set one with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL` "
+            "(or `zkml-dvc store up` for the local store).",
+        )
+    return store
+
+
+def push_run(root: Path, run_id: str, store: Store | None = None) -> PushReport:
+    """Push a run: its DVC objects (only those the remote lacks), its SRS and its index."""
+    store = store or require_store(root)
+    store.check_access()
+    ref, manifest = runs.load_manifest(root, run_id)
+    before = (store.stats.uploaded_files, store.stats.uploaded_bytes, store.stats.skipped_files)
+    dvc_files = pipeline.push_rev(root, ref.commit, runs.head_commit(root) == ref.commit)
+
+    from . import srs as srs_mod
+
+    blob = srs_mod.blob_path(manifest.srs.sha256)
+    head = store.head(srs_key(manifest.srs.sha256))
+    if not (head and head.get("Metadata", {}).get("sha256") == manifest.srs.sha256):
+        if not blob.exists():
+            raise MissingFileError(blob, f"SRS {manifest.srs.sha256[:12]} of run {run_id}", "")
+        store.put_srs(manifest.srs)
+
+    prefix = run_index_prefix(manifest.project, run_id)
+    for name, path in kit_paths(manifest.model).items():
+        entry = manifest.artifact(path)
+        store.put_file(local_copy(root, entry), f"{prefix}/{name}", sha256=entry.sha256)
+    for name in INDEX_FILES:
+        store.put_bytes(runs.read_at(root, ref.commit, name), f"{prefix}/{name}")
+    # The manifest goes last: a run index without it is an interrupted push, never "complete".
+    store.put_bytes(runs.read_at(root, ref.commit, ref.manifest_path), f"{prefix}/manifest.json")
+    return PushReport(
+        run_id=run_id,
+        index_url=f"s3://{store.bucket}/{store.key(prefix)}/",
+        dvc_files_pushed=dvc_files,
+        uploaded_files=store.stats.uploaded_files - before[0],
+        uploaded_bytes=store.stats.uploaded_bytes - before[1],
+        skipped_files=store.stats.skipped_files - before[2],
+    )
+
+
+def fetch_manifest(store: Store, project: str, run_id: str,
+                   expected_sha256: str | None = None) -> tuple[Manifest, str]:
+    """A run's manifest from the store (untrusted: checked against ``expected_sha256`` if given,
+    else against the sha256 stored with it); returns it with its sha256."""
+    runs.validate_run_id(run_id)
+    rel = f"{run_index_prefix(project, run_id)}/manifest.json"
+    try:
+        data = store.get_bytes(rel, expected_sha256)
+    except NotFoundError:
+        raise NotFoundError(
+            f"run {run_id} of project {project} is not in the store {store.where}",
+            "Check the run id and --project (`zkml-dvc runs --store ...` lists them), or push it.",
+        ) from None
+    from .fsutil import sha256_bytes
+
+    manifest = parse_manifest(data, f"{store.where}/{rel}")
+    if manifest.project != project or manifest.run_id != run_id:
+        from .errors import IntegrityError
+
+        raise IntegrityError(
+            f"manifest at {rel} (it names run {manifest.run_id} of project {manifest.project})",
+            "", "", "The store's run index is inconsistent; do not trust this run.",
+        )
+    return manifest, sha256_bytes(data)
+
+
+def list_store_runs(store: Store, project: str) -> list[str]:
+    """Run ids with a complete index (manifest present) in the store."""
+    ids = set()
+    for obj in store.list(f"projects/{project}/runs"):
+        parts = obj["Key"].split("/")
+        if len(parts) == 5 and parts[4] == "manifest.json":
+            ids.add(parts[3])
+    return sorted(ids)

@@ -1,0 +1,200 @@
+"""Run ids, run tags, and reading runs back from git.
+
+A run is one `zkml-dvc run` of one model. Its id is ``YYYYMMDD-HHMMSS-xxxxxx`` (UTC time, then 6
+random hex digits): unique, sortable by time, and safe as a git ref and as an O3 object key. Users
+may give their own id (same character rules). Each run is an annotated git tag
+``runs/<project>/<run_id>`` on the commit that holds its dvc.lock and manifest; the tag message is
+JSON naming the model, the manifest path and the manifest's sha256, so an edited manifest is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, InputError, IntegrityError, NotFoundError
+from .fsutil import sha256_bytes
+from .manifest import Manifest, parse_manifest
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TAG_PREFIX = "runs"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def validate_run_id(run_id: str) -> str:
+    if not RUN_ID_RE.match(run_id) or ".." in run_id or run_id.endswith((".", ".lock")):
+        raise InputError(
+            f"run id {run_id!r} is not allowed",
+            "Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        )
+    return run_id
+
+
+def tag_name(project: str, run_id: str) -> str:
+    return f"{TAG_PREFIX}/{project}/{run_id}"
+
+
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    project: str
+    model: str
+    commit: str
+    tag: str
+    manifest_path: str
+    manifest_sha256: str
+    date: datetime
+
+
+def _git(root: Path) -> Any:
+    import git
+
+    try:
+        return git.Repo(root)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise ConfigError(f"{root} is not a git repository", "Run `git init` there.") from None
+
+
+def commit_and_tag(
+    root: Path, paths: list[str], message: str, tag: str, tag_info: dict[str, Any]
+) -> str:
+    """Commit ``paths`` and create the annotated run tag; return the commit sha.
+
+    Refuses (before changing anything) if the tag exists or git has no identity.
+    """
+    import git
+
+    repo = _git(root)
+    if tag in [t.name for t in repo.tags]:
+        raise InputError(
+            f"tag {tag} already exists", "Choose another --run-id (run ids are never reused)."
+        )
+    try:
+        repo.git.var("GIT_COMMITTER_IDENT")
+    except git.GitCommandError:
+        raise ConfigError(
+            "git has no user identity to commit the run with",
+            'Set one: git config user.name "Your Name" && git config user.email you@example.org',
+        ) from None
+    repo.git.add("--", *paths)
+    if repo.is_dirty(index=True, working_tree=False, untracked_files=False) or not repo.head.is_valid():
+        repo.git.commit("-m", message, "--no-verify")
+    repo.create_tag(tag, message=json.dumps(tag_info, sort_keys=True))
+    return str(repo.head.commit.hexsha)
+
+
+def head_commit(root: Path) -> str | None:
+    repo = _git(root)
+    return str(repo.head.commit.hexsha) if repo.head.is_valid() else None
+
+
+def list_runs(root: Path, project: str | None = None) -> list[RunRef]:
+    """All run tags (of one project, or all), oldest first."""
+    repo = _git(root)
+    refs: list[RunRef] = []
+    for tag in repo.tags:
+        parts = tag.name.split("/")
+        if len(parts) != 3 or parts[0] != TAG_PREFIX:
+            continue
+        if project and parts[1] != project:
+            continue
+        tobj = tag.tag
+        info: dict[str, Any] = {}
+        if tobj is not None:
+            try:
+                info = json.loads(tobj.message)
+            except json.JSONDecodeError:
+                info = {}
+        refs.append(RunRef(
+            run_id=parts[2], project=parts[1], model=str(info.get("model", "?")),
+            commit=tag.commit.hexsha, tag=tag.name,
+            manifest_path=str(info.get("manifest", "")),
+            manifest_sha256=str(info.get("manifest_sha256", "")),
+            date=datetime.fromtimestamp(tag.commit.committed_date, timezone.utc),
+        ))
+    return sorted(refs, key=lambda r: (r.date, r.run_id))
+
+
+def find_run(root: Path, run_id: str, project: str | None = None) -> RunRef:
+    validate_run_id(run_id)
+    matches = [r for r in list_runs(root, project) if r.run_id == run_id]
+    if not matches:
+        raise NotFoundError(
+            f"no run {run_id!r} in {root} (no tag {TAG_PREFIX}/<project>/{run_id})",
+            "List runs with `zkml-dvc runs`; fetch tags from a shared repo with `git fetch --tags`.",
+        )
+    if len(matches) > 1:
+        raise InputError(
+            f"run id {run_id!r} exists in several projects", "Pass --project to choose one."
+        )
+    return matches[0]
+
+
+def read_at(root: Path, commit: str, path: str) -> bytes:
+    import git
+
+    repo = _git(root)
+    try:
+        return bytes(repo.git.show(f"{commit}:{path}", stdout_as_string=False,
+                                   strip_newline_in_stdout=False))
+    except git.GitCommandError:
+        raise NotFoundError(f"{path} is not in commit {commit[:10]}", "") from None
+
+
+def load_manifest(root: Path, run_id: str, project: str | None = None) -> tuple[RunRef, Manifest]:
+    """The manifest committed for a run, checked against the sha256 pinned in its tag."""
+    ref = find_run(root, run_id, project)
+    if not ref.manifest_path:
+        raise InputError(f"tag {ref.tag} was not made by zkml-dvc (no manifest named)", "")
+    data = read_at(root, ref.commit, ref.manifest_path)
+    actual = sha256_bytes(data)
+    if ref.manifest_sha256 and actual != ref.manifest_sha256:
+        raise IntegrityError(f"manifest of run {run_id} ({ref.manifest_path})", ref.manifest_sha256, actual)
+    manifest = parse_manifest(data, f"{ref.tag}:{ref.manifest_path}")
+    if manifest.run_id != run_id or manifest.project != ref.project:
+        raise IntegrityError(
+            f"manifest of run {run_id} (it names run {manifest.run_id} of {manifest.project})",
+            "", "", "The manifest belongs to another run or project.",
+        )
+    return ref, manifest
+
+
+@dataclass(frozen=True)
+class ArtifactChange:
+    path: str
+    kind: str  # same | expected-random | changed | added | removed
+    sha_a: str | None
+    sha_b: str | None
+
+
+def diff(a: Manifest, b: Manifest) -> list[ArtifactChange]:
+    """Compare two runs artifact by artifact.
+
+    A differing hash of a non-reproducible artifact (proof bytes, compiled circuit, reports) is
+    ``expected-random``; of a reproducible one (vk, pk, settings, witness) it is a real ``changed``.
+    """
+    left = {x.path: x for x in a.artifacts}
+    right = {x.path: x for x in b.artifacts}
+    out: list[ArtifactChange] = []
+    for path in sorted(set(left) | set(right)):
+        la, rb = left.get(path), right.get(path)
+        if la is None:
+            out.append(ArtifactChange(path, "added", None, rb.sha256 if rb else None))
+        elif rb is None:
+            out.append(ArtifactChange(path, "removed", la.sha256, None))
+        elif la.sha256 == rb.sha256:
+            out.append(ArtifactChange(path, "same", la.sha256, rb.sha256))
+        elif not (la.reproducible and rb.reproducible):
+            out.append(ArtifactChange(path, "expected-random", la.sha256, rb.sha256))
+        else:
+            out.append(ArtifactChange(path, "changed", la.sha256, rb.sha256))
+    return out

@@ -1,0 +1,214 @@
+"""The pipeline stages: what each `zkml-dvc stage NAME --model M` command does.
+
+DVC runs these (see dvc.yaml). Each stage writes its outputs atomically (temp name, then rename), so
+a stage killed mid-way leaves no output that looks complete, and a record of what it ran
+(``reports/stages/<stage>.json``) that the run manifest later reads.
+
+Avoiding needless keygen: settings are written canonically (fixed timestamp) and ``compile`` writes
+``fingerprint.json`` (sha256 of the ONNX model, the canonical settings and the ezkl version). The
+later stages depend on that fingerprint, not on ``network.compiled``, whose bytes vary run to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import ezkl_adapter
+from . import srs as srs_mod
+from .errors import InputError
+from .fsutil import atomic_path, atomic_write_json, read_json, sha256_file
+from .layout import ModelLayout, check_stage
+from .onnx_model import check_input, inspect_model
+from .params import ModelParams, Params, load_params
+
+
+class EzklCall(BaseModel):
+    function: str
+    args: dict[str, Any]
+
+
+class StageRecord(BaseModel):
+    stage: str
+    model: str
+    command: str
+    ezkl_calls: list[EzklCall]
+    started: datetime
+    ended: datetime
+    duration_s: float
+    ezkl_version: str
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@contextlib.contextmanager
+def _outputs(*paths: Path) -> Iterator[list[Path]]:
+    """Temp paths for several outputs, all renamed into place only if the block succeeds."""
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(p)) for p in paths]
+        for t in tmps:
+            t.unlink()  # ezkl creates its outputs itself
+        yield tmps
+
+
+def run_stage(root: Path, stage: str, model: str) -> StageRecord:
+    """Run one stage for one model in project ``root``; return (and write) its record."""
+    check_stage(stage)
+    params = load_params(root)
+    name, mp = params.model(model)
+    lay = ModelLayout(name)
+    calls: list[EzklCall] = []
+    started = _now()
+    with contextlib.chdir(root):
+        _STAGES[stage](params, mp, lay, calls)
+    ended = _now()
+    record = StageRecord(
+        stage=stage,
+        model=name,
+        command=f"zkml-dvc stage {stage} --model {name}",
+        ezkl_calls=calls,
+        started=started,
+        ended=ended,
+        duration_s=round((ended - started).total_seconds(), 3),
+        ezkl_version=ezkl_adapter.version(),
+    )
+    atomic_write_json(root / lay.stage_record(stage), record.model_dump(mode="json"))
+    return record
+
+
+def _settings(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    onnx = Path(mp.onnx)
+    facts = inspect_model(onnx)
+    check_input(facts, Path(mp.input))
+    with _outputs(lay.settings_gen) as (tmp,):
+        ezkl_adapter.gen_settings(onnx, tmp, mp.run_args)
+    calls.append(EzklCall(function="gen_settings", args={
+        "model": str(onnx), "output": str(lay.settings_gen),
+        "py_run_args": mp.run_args.model_dump(exclude_none=True),
+    }))
+
+
+def _calibrate(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    data = Path(mp.calibration)
+    if not data.exists():
+        from .errors import MissingFileError
+
+        raise MissingFileError(data, "calibration data", "Check `calibration:` in params.yaml.")
+    with atomic_path(lay.settings) as tmp:
+        shutil.copyfile(lay.settings_gen, tmp)
+        ezkl_adapter.calibrate_settings(data, Path(mp.onnx), tmp, mp.calibration_target, mp.scales)
+    calls.append(EzklCall(function="calibrate_settings", args={
+        "data": str(data), "model": mp.onnx, "settings": str(lay.settings),
+        "target": mp.calibration_target, "scales": mp.scales,
+    }))
+
+
+def fingerprint(onnx: Path, settings: Path) -> dict[str, str]:
+    """The circuit's identity: what compile's output is a function of."""
+    return {
+        "onnx_sha256": sha256_file(onnx),
+        "settings_sha256": sha256_file(settings),
+        "ezkl_version": ezkl_adapter.version(),
+    }
+
+
+def _compile(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    with _outputs(lay.compiled) as (tmp,):
+        ezkl_adapter.compile_circuit(Path(mp.onnx), tmp, lay.settings)
+    atomic_write_json(lay.fingerprint, fingerprint(Path(mp.onnx), lay.settings))
+    calls.append(EzklCall(function="compile_circuit", args={
+        "model": mp.onnx, "compiled_circuit": str(lay.compiled), "settings_path": str(lay.settings),
+    }))
+
+
+def logrows_of(settings: Path) -> int:
+    data = read_json(settings, "settings")
+    try:
+        return int(data["run_args"]["logrows"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            f"{settings} has no run_args.logrows", "Re-run the settings and calibrate stages."
+        ) from None
+
+
+def _srs(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    k = logrows_of(lay.settings)
+    pointer = srs_mod.obtain(params.srs.source, k)
+    atomic_write_json(lay.srs_pointer, pointer.model_dump())
+    calls.append(EzklCall(
+        function="gen_srs" if params.srs.source == "local" else "get_srs",
+        args={"logrows": k, "sha256": pointer.sha256, "cached_or_generated": "see srs.json"},
+    ))
+
+
+def load_pointer(path: Path) -> srs_mod.SrsPointer:
+    return srs_mod.SrsPointer.model_validate(read_json(path, "SRS pointer"))
+
+
+def _setup(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    srs_path = srs_mod.path_for(load_pointer(lay.srs_pointer))
+    with _outputs(lay.vk, lay.pk) as (vk, pk):
+        ezkl_adapter.setup(lay.compiled, vk, pk, srs_path)
+    calls.append(EzklCall(function="setup", args={
+        "model": str(lay.compiled), "vk_path": str(lay.vk), "pk_path": str(lay.pk),
+        "srs_path": f"srs:{srs_path.name}",
+    }))
+
+
+def _witness(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    facts = inspect_model(Path(mp.onnx))
+    check_input(facts, Path(mp.input))
+    srs_path = srs_mod.path_for(load_pointer(lay.srs_pointer))
+    with _outputs(lay.witness) as (tmp,):
+        ezkl_adapter.gen_witness(Path(mp.input), lay.compiled, tmp, lay.vk, srs_path)
+    calls.append(EzklCall(function="gen_witness", args={
+        "data": mp.input, "model": str(lay.compiled), "output": str(lay.witness),
+        "vk_path": str(lay.vk), "srs_path": f"srs:{srs_path.name}",
+    }))
+
+
+def _prove(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    srs_path = srs_mod.path_for(load_pointer(lay.srs_pointer))
+    with _outputs(lay.proof) as (tmp,):
+        ezkl_adapter.prove(lay.witness, lay.compiled, lay.pk, tmp, srs_path)
+    calls.append(EzklCall(function="prove", args={
+        "witness": str(lay.witness), "model": str(lay.compiled), "pk_path": str(lay.pk),
+        "proof_path": str(lay.proof), "srs_path": f"srs:{srs_path.name}",
+    }))
+
+
+def _verify(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    srs_path = srs_mod.path_for(load_pointer(lay.srs_pointer))
+    ezkl_adapter.verify(lay.proof, lay.settings, lay.vk, srs_path)
+    calls.append(EzklCall(function="verify", args={
+        "proof_path": str(lay.proof), "settings_path": str(lay.settings),
+        "vk_path": str(lay.vk), "srs_path": f"srs:{srs_path.name}",
+    }))
+    proof = json.loads(lay.proof.read_text())
+    atomic_write_json(lay.verify_report, {
+        "verified": True,
+        "proof_sha256": sha256_file(lay.proof),
+        "vk_sha256": sha256_file(lay.vk),
+        "instances": proof.get("instances"),
+    })
+
+
+_STAGES = {
+    "settings": _settings,
+    "calibrate": _calibrate,
+    "compile": _compile,
+    "srs": _srs,
+    "setup": _setup,
+    "witness": _witness,
+    "prove": _prove,
+    "verify": _verify,
+}

@@ -1,0 +1,463 @@
+"""The O3 store: one boto3 client for the run index and the SRS, and pushing a run.
+
+Only operations Akave O3 documents are used: HeadBucket, CreateBucket, PutBucketVersioning,
+PutObject, GetObject, HeadObject, ListObjectsV2 and multipart upload (Create/UploadPart/Complete/
+Abort). Every object we write carries its sha256 in metadata; every download is checked against the
+sha256 its caller trusts (manifest from git, else the metadata) and is written to a temp name, then
+renamed: a bad or partial download is never left in place. ETags are never used as hashes (O3's
+are base64, not MD5).
+
+Retries: botocore's "standard" mode (exponential back-off with jitter on throttling, 5xx and
+connection errors), ``ZKML_DVC_MAX_ATTEMPTS`` attempts; connect/read timeouts bound how long an
+unreachable endpoint can hang us.
+
+Credentials, in order: env vars (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), then the DVC remote's
+``access_key_id``/``secret_access_key`` (in git-ignored .dvc/config.local), then the AWS profile
+(``--profile``, the remote's ``profile``, AWS_PROFILE), then botocore's default chain.
+Endpoint: --endpoint, then AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, then the remote's endpointurl.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import env
+from .errors import (
+    ConfigError,
+    IntegrityError,
+    InputError,
+    NotFoundError,
+    StoreError,
+)
+from .fsutil import atomic_path, sha256_bytes, sha256_file
+
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()/]+$")
+SHA_META = "sha256"
+MAX_SMALL_OBJECT = 64 * 1024 * 1024  # manifests and index files are read into memory up to this
+
+
+def check_bucket_name(bucket: str) -> str:
+    if not BUCKET_RE.match(bucket) or "--" in bucket:
+        raise InputError(
+            f"bucket name {bucket!r} is not accepted by O3",
+            "Use 3-63 lowercase letters, digits and single hyphens, starting and ending with a "
+            "letter or digit.",
+        )
+    return bucket
+
+
+def check_key(key: str) -> str:
+    if not key or not SAFE_KEY_RE.match(key) or "//" in key or key.startswith("/"):
+        raise InputError(
+            f"object key {key!r} has characters O3 does not accept",
+            "Use letters, digits, / and ! - _ . * ' ( ) only (rename the file or run id).",
+        )
+    return key
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix without slashes)."""
+    m = re.match(r"^s3://([^/]+)/?(.*)$", url)
+    if not m:
+        raise InputError(f"store URL {url!r} is not of the form s3://BUCKET/PREFIX", "")
+    bucket, prefix = m.group(1), m.group(2).strip("/")
+    check_bucket_name(bucket)
+    if prefix:
+        check_key(prefix)
+    return bucket, prefix
+
+
+@dataclass
+class StoreConfig:
+    url: str
+    endpoint: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class TransferStats:
+    uploaded_files: int = 0
+    uploaded_bytes: int = 0
+    skipped_files: int = 0
+    downloaded_files: int = 0
+    downloaded_bytes: int = 0
+    cache_hits: int = 0
+
+
+def _progress(total: int, label: str) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+    """A rich progress bar for transfers over 8 MB on a TTY, unless ZKML_DVC_NO_PROGRESS."""
+    import sys
+
+    if total < 8 * 1024 * 1024 or env.flag(env.NO_PROGRESS) or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), transient=True)
+    task = bar.add_task(label, total=total)
+    bar.start()
+    return (lambda n: bar.advance(task, n)), bar.stop
+
+
+class Store:
+    """A bucket/prefix in O3 (or any S3 server), reached with O3-safe client settings."""
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        self.cfg = cfg
+        self.bucket, self.prefix = parse_url(cfg.url)
+        self.stats = TransferStats()
+        self._client: Any = None
+
+    # ---- connection -------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(profile_name=self.cfg.profile) if self.cfg.profile \
+                else boto3.session.Session()
+            self._client = session.client(
+                "s3",
+                endpoint_url=self.cfg.endpoint,
+                region_name=self.cfg.region or env.get(env.AWS_DEFAULT_REGION) or env.O3_DEFAULT_REGION,
+                aws_access_key_id=self.cfg.access_key_id,
+                aws_secret_access_key=self.cfg.secret_access_key,
+                config=Config(
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    retries={"mode": "standard",
+                             "max_attempts": env.get_int(env.MAX_ATTEMPTS, 5)},
+                    connect_timeout=env.get_int(env.CONNECT_TIMEOUT, 5),
+                    read_timeout=env.get_int(env.READ_TIMEOUT, 60),
+                    s3={"addressing_style": "path"},
+                ),
+            )
+        return self._client
+
+    def key(self, rel: str) -> str:
+        return check_key(f"{self.prefix}/{rel}" if self.prefix else rel)
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" + (
+            f" at {self.cfg.endpoint}" if self.cfg.endpoint else ""
+        )
+
+    def _error(self, exc: BaseException, action: str) -> Exception:
+        """Turn a botocore exception into our one-line error (never echoing secrets)."""
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+
+        if isinstance(exc, NoCredentialsError):
+            return ConfigError(
+                f"no credentials for the store {self.where}",
+                "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, an AWS profile, or run "
+                "`zkml-dvc remote set ... --access-key-id ...` (stored in .dvc/config.local).",
+            )
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+            return StoreError(
+                f"cannot reach the store endpoint {self.cfg.endpoint or 'AWS default'} "
+                f"while trying to {action}",
+                "Check the endpoint URL and your network; for the local store run "
+                "`zkml-dvc store up`.",
+            )
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403") \
+                    or status == 403:
+                return StoreError(
+                    f"the store {self.where} refused the credentials ({code or status}) "
+                    f"while trying to {action}",
+                    "Check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or the remote's "
+                    "credentials in .dvc/config.local).",
+                )
+            if code in ("NoSuchBucket",) or (status == 404 and action == "open the bucket"):
+                return StoreError(
+                    f"bucket {self.bucket!r} does not exist at {self.cfg.endpoint or 'AWS'}",
+                    "Create it (e.g. `aws s3 mb s3://" + self.bucket + "`), or fix the remote URL.",
+                )
+            if code in ("NoSuchKey", "404") or status == 404:
+                return NotFoundError(f"{action}: not in the store {self.where}", "")
+            return StoreError(
+                f"the store {self.where} answered {code or status} while trying to {action}",
+                "Retry later; if it persists, check the store's status.",
+            )
+        return StoreError(f"store error while trying to {action}: {type(exc).__name__}: {exc}", "")
+
+    def _call(self, action: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, action) from None
+
+    def check_access(self) -> None:
+        """HeadBucket: raises StoreError/ConfigError with the fix if the store is not usable."""
+        self._call("open the bucket", self.client.head_bucket, Bucket=self.bucket)
+
+    def create_bucket(self, versioning: bool = True) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._call("create the bucket", self.client.create_bucket, Bucket=self.bucket)
+        if versioning:
+            self._call(
+                "turn on versioning", self.client.put_bucket_versioning, Bucket=self.bucket,
+                VersioningConfiguration={"Status": "Enabled"},
+            )
+
+    # ---- objects ----------------------------------------------------------------------------
+    def head(self, rel: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client.head_object(Bucket=self.bucket, Key=self.key(rel)))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return None
+            raise self._error(exc, f"look up {rel}") from None
+
+    def list(self, rel_prefix: str) -> Iterator[dict[str, Any]]:
+        """ListObjectsV2 under a prefix; yields dicts with Key (relative to the store root)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        full = self.key(rel_prefix.rstrip("/")) + "/"
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    item = dict(obj)
+                    item["Key"] = obj["Key"][len(self.prefix) + 1:] if self.prefix else obj["Key"]
+                    yield item
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, f"list {rel_prefix}") from None
+
+    def _transfer_config(self) -> Any:
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(
+            # Akave advises multipart only from ~100 MB; parts of 64 MiB keep memory bounded
+            # (chunk size x concurrency) while staying well above the 5 MB minimum.
+            multipart_threshold=env.get_int(env.MULTIPART_THRESHOLD, 100 * 1000 * 1000),
+            multipart_chunksize=env.get_int(env.MULTIPART_CHUNKSIZE, 64 * 1024 * 1024),
+            max_concurrency=4,
+            use_threads=True,
+        )
+
+    def put_file(self, path: Path, rel: str, sha256: str | None = None,
+                 metadata: dict[str, str] | None = None) -> bool:
+        """Upload ``path`` to ``rel`` unless an object with the same sha256 is already there.
+
+        Returns True if bytes were sent. A failed multipart upload is aborted by boto3's transfer
+        manager, so no partial object ever appears under the key.
+        """
+        sha = sha256 or sha256_file(path)
+        existing = self.head(rel)
+        if existing and existing.get("Metadata", {}).get(SHA_META) == sha:
+            self.stats.skipped_files += 1
+            return False
+        size = path.stat().st_size
+        advance, done = _progress(size, f"upload {Path(rel).name}")
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_file(
+                str(path), self.bucket, self.key(rel),
+                ExtraArgs={"Metadata": {SHA_META: sha, **(metadata or {})}},
+                Config=self._transfer_config(), Callback=advance,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, f"upload {rel}") from None
+        except S3UploadFailedError as exc:
+            raise StoreError(f"upload of {rel} to {self.where} failed: {exc}",
+                             "Retry the command: nothing partial was stored.") from None
+        finally:
+            done()
+        self.stats.uploaded_files += 1
+        self.stats.uploaded_bytes += size
+        return True
+
+    def put_bytes(self, data: bytes, rel: str, metadata: dict[str, str] | None = None) -> bool:
+        sha = sha256_bytes(data)
+        existing = self.head(rel)
+        if existing and existing.get("Metadata", {}).get(SHA_META) == sha:
+            self.stats.skipped_files += 1
+            return False
+        self._call(f"upload {rel}", self.client.put_object, Bucket=self.bucket, Key=self.key(rel),
+                   Body=data, Metadata={SHA_META: sha, **(metadata or {})})
+        self.stats.uploaded_files += 1
+        self.stats.uploaded_bytes += len(data)
+        return True
+
+    def get_bytes(self, rel: str, expected_sha256: str | None = None) -> bytes:
+        """A small object's bytes, checked against ``expected_sha256`` or else its metadata."""
+        head = self.head(rel)
+        if head is None:
+            raise NotFoundError(f"{rel} is not in the store {self.where}", "")
+        if head.get("ContentLength", 0) > MAX_SMALL_OBJECT:
+            raise IntegrityError(f"{rel} (unexpectedly large: {head['ContentLength']} bytes)",
+                                 expected_sha256 or "", "")
+        resp = self._call(f"download {rel}", self.client.get_object, Bucket=self.bucket,
+                          Key=self.key(rel))
+        data = resp["Body"].read()
+        want = expected_sha256 or head.get("Metadata", {}).get(SHA_META)
+        actual = sha256_bytes(data)
+        if not want or actual != want:
+            raise IntegrityError(f"{rel} from the store", want or "(no sha256 recorded)", actual)
+        self.stats.downloaded_files += 1
+        self.stats.downloaded_bytes += len(data)
+        return bytes(data)
+
+    def get_file(self, rel: str, dest: Path, expected_sha256: str | None = None,
+                 use_cache: bool = True) -> Path:
+        """Download ``rel`` to ``dest`` through the local cache, verified by sha256.
+
+        The file is checked before it is renamed into place; on a mismatch nothing is left at
+        ``dest`` or in the cache and IntegrityError is raised. ``use_cache=False`` (clean rooms)
+        neither reads nor fills the cache.
+        """
+        from .srs import blob_path
+
+        if expected_sha256 and use_cache:
+            cached = blob_path(expected_sha256)
+            if cached.exists() and sha256_file(cached) == expected_sha256:
+                self.stats.cache_hits += 1
+                _copy_into(cached, dest)
+                return dest
+        head = self.head(rel)
+        if head is None:
+            raise NotFoundError(f"{rel} is not in the store {self.where}",
+                                "Push the run first (`zkml-dvc push RUN_ID`).")
+        want = expected_sha256 or head.get("Metadata", {}).get(SHA_META)
+        if not want:
+            raise IntegrityError(f"{rel} from the store", "(no sha256 recorded)", "?" * 12)
+        size = int(head.get("ContentLength", 0))
+        target = blob_path(want) if use_cache else dest
+        advance, done = _progress(size, f"download {Path(rel).name}")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        with atomic_path(target) as tmp:
+            try:
+                self.client.download_file(self.bucket, self.key(rel), str(tmp),
+                                          Config=self._transfer_config(), Callback=advance)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._error(exc, f"download {rel}") from None
+            finally:
+                done()
+            actual = sha256_file(tmp)
+            if actual != want:
+                raise IntegrityError(f"{rel} from the store", want, actual)
+        self.stats.downloaded_files += 1
+        self.stats.downloaded_bytes += size
+        if use_cache:
+            _copy_into(target, dest)
+        return dest
+
+    # ---- SRS ----------------------------------------------------------------------------------
+    def find_srs(self, source: str, logrows: int) -> str | None:
+        from .layout import srs_key
+
+        for obj in self.list("srs"):
+            sha = obj["Key"].rsplit("/", 1)[-1]
+            head = self.head(srs_key(sha))
+            meta = (head or {}).get("Metadata", {})
+            if meta.get("logrows") == str(logrows) and meta.get("source") == source:
+                return sha
+        return None
+
+    def fetch_srs(self, sha256: str, logrows: int, source: str) -> Path:
+        from . import srs as srs_mod
+        from .layout import srs_key
+
+        blob = srs_mod.blob_path(sha256)
+        if not blob.exists():
+            self.get_file(srs_key(sha256), blob, expected_sha256=sha256)
+        srs_mod.adopt_cached(sha256, source, logrows)  # type: ignore[arg-type]
+        return blob
+
+    def put_srs(self, pointer: Any) -> bool:
+        from . import srs as srs_mod
+        from .layout import srs_key
+
+        return self.put_file(
+            srs_mod.blob_path(pointer.sha256), srs_key(pointer.sha256), sha256=pointer.sha256,
+            metadata={"logrows": str(pointer.logrows), "source": pointer.source},
+        )
+
+
+def _copy_into(src: Path, dest: Path) -> None:
+    if src.resolve() == dest.resolve():
+        return
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+# ---- finding the project's store ------------------------------------------------------------
+def remote_config(root: Path) -> dict[str, Any] | None:
+    """The DVC remote `o3` of a project, merged over DVC's config levels; None if not set."""
+    from dvc.config import Config
+
+    from .pipeline import REMOTE_NAME
+
+    conf = Config(dvc_dir=str(root / ".dvc"))
+    return dict(conf.get("remote", {}).get(REMOTE_NAME) or {}) or None
+
+
+def store_root_from_remote(url: str) -> str:
+    from .layout import STORE_DVC_PREFIX
+
+    suffix = "/" + STORE_DVC_PREFIX
+    if not url.rstrip("/").endswith(suffix):
+        raise ConfigError(
+            f"the DVC remote `o3` ({url}) does not end in /{STORE_DVC_PREFIX}",
+            "Set it with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL`.",
+        )
+    return url.rstrip("/")[: -len(suffix)]
+
+
+def store_from_config(
+    url: str, endpoint: str | None = None, region: str | None = None,
+    profile: str | None = None, remote: dict[str, Any] | None = None,
+) -> Store:
+    """Build a Store with the documented precedence: flag > env > DVC remote config > default."""
+    remote = remote or {}
+    return Store(StoreConfig(
+        url=url,
+        endpoint=endpoint or env.get(env.AWS_ENDPOINT_URL_S3) or env.get(env.AWS_ENDPOINT_URL)
+        or remote.get("endpointurl"),
+        region=region or remote.get("region"),
+        profile=profile or env.get(env.AWS_PROFILE) or remote.get("profile"),
+        access_key_id=None if env.get(env.AWS_ACCESS_KEY_ID) else remote.get("access_key_id"),
+        secret_access_key=None if env.get(env.AWS_SECRET_ACCESS_KEY)
+        else remote.get("secret_access_key"),
+    ))
+
+
+def find_project_store(root: Path) -> Store | None:
+    """The store configured for a project (its DVC remote `o3`), or None."""
+    if not (root / ".dvc").is_dir():
+        return None
+    remote = remote_config(root)
+    if not remote or "url" not in remote:
+        return None
+    return store_from_config(store_root_from_remote(remote["url"]), remote=remote)
