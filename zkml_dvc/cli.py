@@ -62,7 +62,8 @@ def _root() -> Path:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Off a terminal rich assumes 80 columns and would cut artifact paths and hashes.
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 @click.group(cls=ZkmlGroup, epilog=EPILOG)
@@ -372,6 +373,22 @@ def store_env(directory: Path | None) -> None:
     state_dir, _ = _state_dir(directory)
     for k, v in env_exports(state_dir).items():
         click.echo(f"export {k}={shlex.quote(v)}")
+
+
+@store.command("ls")
+@click.argument("prefix", default="")
+def store_ls(prefix: str) -> None:
+    """List the objects of the project's store (its remote `o3` root) under PREFIX.
+
+    \b
+    Example:
+      zkml-dvc store ls projects/zkml-demo/runs
+    """
+    from .run_index import require_store
+
+    st = require_store(_root())
+    for obj in st.list(prefix):
+        click.echo(f"{obj['Size']:>12}  {obj['Key']}")
 
 
 @main.group()

@@ -239,7 +239,8 @@ class Store:
     def list(self, rel_prefix: str) -> Iterator[dict[str, Any]]:
         """ListObjectsV2 under a prefix; yields dicts with Key (relative to the store root)."""
         paginator = self.client.get_paginator("list_objects_v2")
-        full = self.key(rel_prefix.rstrip("/")) + "/"
+        full = self.key(rel_prefix.rstrip("/")) + "/" if rel_prefix.strip("/") else (
+            self.prefix + "/" if self.prefix else "")
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
