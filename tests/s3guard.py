@@ -92,6 +92,7 @@ class GuardLog:
     body_bytes: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     put_keys: list[str] = field(default_factory=list)
+    get_keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -100,6 +101,7 @@ class GuardLog:
             self.body_bytes.clear()
             self.violations.clear()
             self.put_keys.clear()
+            self.get_keys.clear()
 
     @property
     def uploaded_bytes(self) -> int:
@@ -141,9 +143,10 @@ class S3Guard:
                     key = unquote(parts[2])
                     if not SAFE_KEY_RE.match(key):
                         problems.append(f"object key {key!r} outside O3's safe characters")
-                    if op == "PutObject":
+                    if op in ("PutObject", "CreateMultipartUpload", "GetObject"):
                         with guard.log.lock:
-                            guard.log.put_keys.append(key)
+                            keys = guard.log.get_keys if op == "GetObject" else guard.log.put_keys
+                            keys.append(key)
                 with guard.log.lock:
                     guard.log.operations[op] += 1
                     guard.log.body_bytes[op] += len(body)

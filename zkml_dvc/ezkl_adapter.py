@@ -74,13 +74,25 @@ def calibrate_settings(
     canonicalize_settings(settings)
 
 
+# Lists ezkl fills from hash sets: their order changes from run to run, their meaning does not.
+_SET_LIKE_FIELDS = ("required_range_checks", "required_lookups")
+
+
 def canonicalize_settings(settings: Path) -> None:
-    """Pin the volatile ``timestamp`` so equal settings have equal bytes (and equal DVC hashes)."""
+    """Write settings so that equal settings have equal bytes (and equal DVC hashes).
+
+    ezkl's settings.json varies between runs on the same inputs in three ways: the ``timestamp``,
+    the key order of its hash maps, and the order of set-like lists. We pin the first, sort the
+    keys, and sort the set-like lists; ezkl reads all three back the same.
+    """
     from .fsutil import atomic_write_text
 
     data = json.loads(settings.read_text())
     data["timestamp"] = SETTINGS_TIMESTAMP
-    atomic_write_text(settings, json.dumps(data, indent=2) + "\n")
+    for name in _SET_LIKE_FIELDS:
+        if isinstance(data.get(name), list):
+            data[name] = sorted(data[name], key=lambda v: json.dumps(v, sort_keys=True))
+    atomic_write_text(settings, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def compile_circuit(model: Path, compiled: Path, settings: Path) -> None:

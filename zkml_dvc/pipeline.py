@@ -6,8 +6,10 @@ commands it spawns are `zkml-dvc stage ...`, found on PATH next to this interpre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +46,22 @@ def _dvc_logs_to_stderr() -> None:
                 handler.setStream(sys.stderr)
 
 
-def open_repo(root: Path) -> Any:
+@contextlib.contextmanager
+def open_repo(root: Path) -> Iterator[Any]:
+    """The DVC repo at ``root``, with the working directory there: DVC resolves stage targets
+    such as ``verify@mlp`` against the current directory."""
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
     _prepare_process_env()
     try:
-        return Repo(str(root))
+        repo = Repo(str(root))
     except NotDvcRepoError:
         raise ConfigError(
             f"{root} is not a DVC repository", "Run `dvc init` there, or use `zkml-dvc init`."
         ) from None
+    with contextlib.chdir(root), repo:
+        yield repo
 
 
 def stage_name(stage: str, model: str) -> str:

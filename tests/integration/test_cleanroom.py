@@ -1,0 +1,294 @@
+"""The four scenarios the product is judged on, on the real local store with real git clones and a
+new HOME per "machine": cold start, clean-room verification, resume mid-way, integrity."""
+
+import json
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import S3Server, cli, clone, connect, new_project
+from zkml_dvc.fsutil import sha256_file
+from zkml_dvc.layout import ModelLayout, run_index_prefix
+from zkml_dvc.runs import load_manifest
+
+pytestmark = pytest.mark.slow
+LAY = ModelLayout("mlp")
+
+
+@dataclass
+class Produced:
+    root: Path
+    bucket: str
+    run_id: str
+
+
+def _new_bucket(s3: S3Server) -> str:
+    name = f"t-{secrets.token_hex(6)}"
+    c = s3.client()
+    c.create_bucket(Bucket=name)
+    c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+@pytest.fixture(scope="module")
+def produced(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory,
+             shared_cache: Path) -> Produced:
+    """One run pushed to its own bucket by a 'producer machine' (module-wide: proving is slow).
+    Tests never modify this bucket: tampering tests work on a copy."""
+    mp = pytest.MonkeyPatch()
+    tmp = tmp_path_factory.mktemp("producer")
+    (tmp / "home").mkdir()
+    mp.setenv("HOME", str(tmp / "home"))
+    mp.setenv("ZKML_DVC_CACHE_DIR", str(shared_cache))
+    for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        mp.setenv(k, "Producer")
+    for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        mp.setenv(k, "producer@example.org")
+    try:
+        bucket = _new_bucket(s3_server)
+        root = new_project(tmp, "origin")
+        connect(root, s3_server, bucket)
+        s3_server.guard.log.reset()
+        res = cli("run", "--run-id", "r1", cwd=root)
+        assert res.returncode == 0, res.stderr
+        assert not s3_server.guard.log.violations, s3_server.guard.log.violations
+        return Produced(root, bucket, "r1")
+    finally:
+        mp.undo()
+
+
+def _machine(tmp_path: Path, s3: S3Server, name: str = "machine") -> dict[str, str]:
+    """Env of another machine: its own HOME and cache, the store reached through env vars only."""
+    home = tmp_path / f"{name}-home"
+    home.mkdir()
+    return {"HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"), **s3.env()}
+
+
+def _copy_bucket(s3: S3Server, src: str) -> str:
+    dst = _new_bucket(s3)
+    c = s3.client()
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=src):
+        for obj in page.get("Contents", []):
+            c.copy_object(Bucket=dst, Key=obj["Key"], CopySource={"Bucket": src, "Key": obj["Key"]})
+    return dst
+
+
+# ---- cold start --------------------------------------------------------------------------------
+def test_cold_start_every_artifact_is_in_the_store(produced: Produced, s3_server: S3Server):
+    _, m = load_manifest(produced.root, produced.run_id)
+    c = s3_server.client()
+    keys = {o["Key"]: o for page in c.get_paginator("list_objects_v2").paginate(
+        Bucket=produced.bucket) for o in page.get("Contents", [])}
+    for a in m.artifacts:
+        if a.md5:
+            assert a.object_key in keys, a.path
+            assert keys[a.object_key]["Size"] == a.size
+    prefix = run_index_prefix("testproj", "r1")
+    for name in ("manifest.json", "dvc.lock", "params.yaml", "dvc.yaml", "proof.json",
+                 "settings.json", "vk.key"):
+        head = c.head_object(Bucket=produced.bucket, Key=f"{prefix}/{name}")
+        assert len(head["Metadata"]["sha256"]) == 64
+    assert f"srs/{m.srs.sha256}" in keys
+    pk_key = m.artifact(LAY.pk).object_key
+    assert sum(1 for k in keys if keys[k]["Size"] == m.artifact(LAY.pk).size) == 1, \
+        "the proving key is stored exactly once"
+    assert pk_key in keys
+
+
+def test_pushing_again_uploads_nothing(produced: Produced, s3_server: S3Server):
+    s3_server.guard.log.reset()
+    res = cli("push", "r1", cwd=produced.root)
+    assert res.returncode == 0, res.stderr
+    assert "0 DVC objects, 0 index files (0 bytes)" in res.stdout
+    assert s3_server.guard.log.uploaded_bytes == 0
+
+
+# ---- clean-room verification -------------------------------------------------------------------
+def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_server: S3Server,
+                                                    tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(produced.root, "r1")
+    s3_server.guard.log.reset()
+    res = cli("verify", "r1", "--report", str(tmp_path / "report.json"), cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("VALID: run r1")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["verdict"] == "valid" and report["mode"] == "clone"
+    assert {c["name"] for c in report["checks"]} >= {"manifest", "sha256 proof.json",
+                                                     "sha256 vk.key", "ezkl verify"}
+    got = s3_server.guard.log.get_keys
+    assert m.artifact(LAY.pk).object_key not in got and not any("pk" in k for k in got)
+    assert report["bytes_downloaded"] < 0.05 * report["run_bytes_total"]
+    assert not (Path(env["HOME"]) / ".ezkl").exists()
+
+
+def test_store_only_verification_needs_no_clone(produced: Produced, s3_server: S3Server,
+                                                tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = cli("verify", "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+              cwd=empty, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "VALID" in res.stdout
+    report = json.loads((empty / "verify-r1.json").read_text())
+    assert report["mode"] == "store-only"
+
+
+def test_pull_for_verify_restores_exactly_the_kit(produced: Produced, s3_server: S3Server,
+                                                  tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    _, m = load_manifest(repo, "r1")
+    for p in (LAY.proof, LAY.settings, LAY.vk):
+        assert sha256_file(repo / p) == m.artifact(p).sha256
+    for p in (LAY.pk, LAY.witness, LAY.compiled):
+        assert not (repo / p).exists()
+
+
+# ---- resume ------------------------------------------------------------------------------------
+def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_server: S3Server,
+                                                         tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    assert not (repo / LAY.pk).exists()
+    new_input = tmp_path / "new.json"
+    new_input.write_text(json.dumps({"input_data": [[0.5, -0.25, 0.125, 0.9]]}))
+    res = cli("resume", "r1", "--from", "witness", "--input", str(new_input), "--run-id", "r2",
+              cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    _, parent = load_manifest(repo, "r1")
+    _, child = load_manifest(repo, "r2")
+    assert child.parent_run == "r1"
+    ran = {s.stage for s in child.stages if s.ran}
+    assert ran == {"witness", "prove", "verify"}, ran
+    assert child.artifact(LAY.pk).sha256 == parent.artifact(LAY.pk).sha256
+    assert child.artifact(LAY.witness).sha256 != parent.artifact(LAY.witness).sha256
+    # the new run was pushed and verifies in yet another clean room
+    other = _machine(tmp_path, s3_server, "verifier")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    v = cli("verify", "r2", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+            cwd=empty, env=other)
+    assert v.returncode == 0, v.stderr
+
+
+# ---- integrity ---------------------------------------------------------------------------------
+def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    prefix = run_index_prefix("testproj", "r1")
+    c = s3_server.client()
+
+    def fresh_clone_on(bucket: str, name: str) -> Path:
+        repo = clone(produced.root, tmp_path / name)
+        subprocess.run([
+            "zkml-dvc", "remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint],
+            cwd=repo, check=True, env={**env, "PATH": __import__("os").environ["PATH"]})
+        return repo
+
+    def check(res, code, needle):
+        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+        assert needle in res.stderr and "Traceback" not in res.stderr
+
+    # 1. an object corrupted in the store (bytes changed, stored hash left as it was)
+    b1 = _copy_bucket(s3_server, produced.bucket)
+    head = c.head_object(Bucket=b1, Key=f"{prefix}/vk.key")
+    c.put_object(Bucket=b1, Key=f"{prefix}/vk.key", Body=b"\0" * head["ContentLength"],
+                 Metadata=head["Metadata"])
+    check(cli("verify", "r1", cwd=fresh_clone_on(b1, "c1"), env=env), 4,
+          f"integrity check failed for {prefix}/vk.key")
+
+    # 2. a tampered proof whose stored hash was updated to match: the manifest in git catches it
+    b2 = _copy_bucket(s3_server, produced.bucket)
+    proof = json.loads(c.get_object(Bucket=b2, Key=f"{prefix}/proof.json")["Body"].read())
+    proof["instances"][0][0] = proof["instances"][0][1]
+    body = json.dumps(proof).encode()
+    from zkml_dvc.fsutil import sha256_bytes
+
+    c.put_object(Bucket=b2, Key=f"{prefix}/proof.json", Body=body,
+                 Metadata={"sha256": sha256_bytes(body)})
+    repo2 = fresh_clone_on(b2, "c2")
+    check(cli("verify", "r1", cwd=repo2, env=env), 4, f"integrity check failed for {prefix}/proof.json")
+    report = json.loads((repo2 / ".dvc/tmp/zkml-dvc/verify-r1.json").read_text())
+    assert report["verdict"] == "integrity-failure"
+
+    # 3. the same tampering, with the store's manifest edited to match: in a clone the committed
+    #    manifest differs from the store's; store-only with a pinned hash refuses it too; without
+    #    a pin, ezkl itself rejects the proof (exit 3)
+    man = json.loads(c.get_object(Bucket=b2, Key=f"{prefix}/manifest.json")["Body"].read())
+    original_sha = c.head_object(Bucket=produced.bucket, Key=f"{prefix}/manifest.json")["Metadata"]["sha256"]
+    for a in man["artifacts"]:
+        if a["path"] == str(LAY.proof):
+            a["sha256"] = sha256_bytes(body)
+    mbody = (json.dumps(man, indent=2) + "\n").encode()
+    c.put_object(Bucket=b2, Key=f"{prefix}/manifest.json", Body=mbody,
+                 Metadata={"sha256": sha256_bytes(mbody)})
+    check(cli("verify", "r1", cwd=repo2, env=env), 4, f"{prefix}/manifest.json")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    check(cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj",
+              "--manifest-sha256", original_sha, cwd=empty, env=env), 4, "manifest.json")
+    check(cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj", cwd=empty,
+              env=env), 3, "the proof does not verify")
+
+    # 4. a tampered vk (hash updated) in a clone
+    b3 = _copy_bucket(s3_server, produced.bucket)
+    vk = bytearray(c.get_object(Bucket=b3, Key=f"{prefix}/vk.key")["Body"].read())
+    vk[100] ^= 0xFF
+    c.put_object(Bucket=b3, Key=f"{prefix}/vk.key", Body=bytes(vk),
+                 Metadata={"sha256": sha256_bytes(bytes(vk))})
+    check(cli("verify", "r1", cwd=fresh_clone_on(b3, "c3"), env=env), 4, "vk.key")
+
+    # nothing in the producer's bucket changed
+    assert c.head_object(Bucket=produced.bucket, Key=f"{prefix}/manifest.json")["Metadata"][
+        "sha256"] == original_sha
+
+
+def test_unknown_runs(produced: Produced, s3_server: S3Server, tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    res = cli("verify", "nope", cwd=repo, env=env)
+    assert res.returncode == 8 and "no run 'nope'" in res.stderr
+    empty = tmp_path / "e"
+    empty.mkdir()
+    res = cli("verify", "nope", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+              cwd=empty, env=env)
+    assert res.returncode == 8 and "not in the store" in res.stderr
+    bare = new_project(tmp_path, "bare")
+    res = cli("push", cwd=bare, env=env)
+    assert res.returncode == 8 and "no runs yet" in res.stderr
+
+
+def test_version_mismatch_is_refused(produced: Produced, s3_server: S3Server, tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    b = _copy_bucket(s3_server, produced.bucket)
+    prefix = run_index_prefix("testproj", "r1")
+    c = s3_server.client()
+    man = json.loads(c.get_object(Bucket=b, Key=f"{prefix}/manifest.json")["Body"].read())
+    man["tools"]["ezkl"] = "22.0.1"
+    from zkml_dvc.fsutil import sha256_bytes
+
+    body = json.dumps(man).encode()
+    c.put_object(Bucket=b, Key=f"{prefix}/manifest.json", Body=body,
+                 Metadata={"sha256": sha256_bytes(body)})
+    empty = tmp_path / "e"
+    empty.mkdir()
+    res = cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env)
+    assert res.returncode == 6, res.stderr
+    assert "made with ezkl 22.0.1 but ezkl 23.0.5 is installed" in res.stderr
+    assert "pip install ezkl==22.0.1" in res.stderr
+
+
+def test_audit_binds_the_vk_to_the_model(produced: Produced, s3_server: S3Server,
+                                         tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    res = cli("audit", "r1", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "MATCH vk" in res.stdout and "MATCH settings" in res.stdout

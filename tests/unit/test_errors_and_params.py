@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zkml_dvc import errors
+from zkml_dvc.params import load_params, parse_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_exit_codes_are_distinct_and_documented():
+    codes = list(errors.EXIT_CODES.values())
+    assert len(codes) == len(set(codes))
+    doc = (REPO / "docs" / "errors.md").read_text()
+    for klass, code in errors.EXIT_CODES.items():
+        assert f"| {code} |" in doc, f"exit code {code} ({klass.__name__}) missing in docs/errors.md"
+
+
+@pytest.mark.parametrize("exc,code", [
+    (errors.MissingFileError("x.onnx", "ONNX model"), 2),
+    (errors.IntegrityError("vk", "a" * 64, "b" * 64), 4),
+    (errors.VersionMismatchError("run r", "22.0.0", "23.0.5"), 6),
+    (errors.EzklError("prove", {"pk": "pk.key"}, "boom"), 7),
+    (errors.ProofInvalidError("bad", ""), 3),
+    (errors.StoreError("down", ""), 5),
+    (errors.NotFoundError("no run", ""), 8),
+    (RuntimeError("bug"), 1),
+])
+def test_most_specific_exit_code_wins(exc, code):
+    assert errors.exit_code_for(exc) == code
+
+
+def test_errors_are_one_line_with_remedy_and_stdlib_bases():
+    e = errors.MissingFileError("models/x.onnx", "ONNX model", "Check params.yaml.")
+    assert isinstance(e, FileNotFoundError) and isinstance(e, errors.ZkmlError)
+    assert "\n" not in str(e) and "models/x.onnx" in str(e) and "Check params.yaml" in str(e)
+
+
+def test_repository_params_are_valid_and_explicit():
+    params = load_params(REPO)
+    assert params.default_model in params.models
+    for mp in params.models.values():
+        ra = mp.run_args
+        assert {ra.input_visibility, ra.output_visibility, ra.param_visibility} <= {
+            "public", "private", "fixed", "hashed", "polycommit"}
+
+
+def _raw():
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_missing_visibility_is_rejected_with_the_key():
+    raw = _raw()
+    del raw["models"]["mlp"]["run_args"]["input_visibility"]
+    with pytest.raises(errors.InputError, match=r"models\.mlp\.run_args\.input_visibility"):
+        parse_params(raw, "params.yaml")
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("param_visibility", "public", "rejected by ezkl"),
+    ("input_visibility", "secret", "unknown visibility"),
+])
+def test_bad_visibilities(field, value, msg):
+    raw = _raw()
+    raw["models"]["mlp"]["run_args"][field] = value
+    with pytest.raises(errors.InputError, match=msg):
+        parse_params(raw, "params.yaml")
+
+
+def test_unknown_model_names_the_known_ones():
+    params = parse_params(_raw(), "params.yaml")
+    with pytest.raises(errors.NotFoundError, match="digits, mlp"):
+        params.model("resnet")
+
+
+def test_bad_project_id_and_default_model():
+    raw = _raw()
+    raw["project"] = "Bad Name"
+    with pytest.raises(errors.InputError, match="project"):
+        parse_params(raw, "params.yaml")
+    raw = _raw()
+    raw["default_model"] = "nope"
+    with pytest.raises(errors.InputError, match="default_model"):
+        parse_params(raw, "params.yaml")

@@ -1,0 +1,59 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from zkml_dvc import errors
+from zkml_dvc.fsutil import atomic_path, atomic_write_json, confined, sha256_file
+from zkml_dvc.store import check_bucket_name, check_key, parse_url
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path):
+    dest = tmp_path / "out" / "m.json"
+    atomic_write_json(dest, {"v": 1})
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert dest.read_text().strip().endswith("}") and '"v": 1' in dest.read_text()
+    assert [p.name for p in dest.parent.iterdir()] == ["m.json"], "no temp file left behind"
+
+
+def test_secret_files_are_0600(tmp_path: Path):
+    atomic_write_json(tmp_path / "c.json", {"secret": "x"}, mode=0o600)
+    assert stat.S_IMODE(os.stat(tmp_path / "c.json").st_mode) == 0o600
+
+
+def test_sha256_streams(tmp_path: Path):
+    p = tmp_path / "f"
+    p.write_bytes(b"abc")
+    assert sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("rel", ["../x", "/abs", "a/../../x", ""])
+def test_confined_refuses_escapes(tmp_path: Path, rel: str):
+    with pytest.raises(errors.InputError):
+        confined(tmp_path, rel)
+
+
+def test_confined_accepts_inside(tmp_path: Path):
+    assert confined(tmp_path, "a/b.json") == (tmp_path / "a" / "b.json").resolve()
+
+
+@pytest.mark.parametrize("name", ["ab", "UPPER", "has_underscore", "-start", "end-", "a" * 64, "a--b"])
+def test_bucket_names_o3_refuses(name):
+    with pytest.raises(errors.InputError, match="bucket name"):
+        check_bucket_name(name)
+
+
+def test_bucket_and_url_ok():
+    assert parse_url("s3://zkml-dvc/team/a") == ("zkml-dvc", "team/a")
+    assert parse_url("s3://zkml-dvc") == ("zkml-dvc", "")
+    with pytest.raises(errors.InputError, match="s3://BUCKET"):
+        parse_url("https://x/y")
+
+
+@pytest.mark.parametrize("key", ["a b", "a#b", "a?b", "x%y", "a//b", "/lead", "ü"])
+def test_unsafe_keys(key):
+    with pytest.raises(errors.InputError, match="characters O3"):
+        check_key(key)
