@@ -186,6 +186,8 @@ def stage(ctx: click.Context, name: str, model: str) -> None:
         run_stage(root, name, model)
     except ZkmlError as exc:
         record_stage_error(root, exc.one_line())
+        if env.flag(env.STAGE_QUIET) and not ctx.obj.get("verbose"):
+            sys.exit(exit_code_for(exc))  # `zkml-dvc run` reports it once, naming the stage
         raise
 
 
@@ -336,7 +338,12 @@ def store_up(directory: Path | None, configure: bool) -> None:
 @store.command("down")
 @click.option("--dir", "directory", type=click.Path(path_type=Path))
 def store_down(directory: Path | None) -> None:
-    """Stop the local store (SIGTERM, then SIGKILL after 10 s)."""
+    """Stop the local store (SIGTERM, then SIGKILL after 10 s).
+
+    \b
+    Example:
+      zkml-dvc store down
+    """
     from .localstore import down
 
     state_dir, _ = _state_dir(directory)
@@ -346,7 +353,12 @@ def store_down(directory: Path | None) -> None:
 @store.command("status")
 @click.option("--dir", "directory", type=click.Path(path_type=Path))
 def store_status(directory: Path | None) -> None:
-    """Say whether the local store runs, and where."""
+    """Say whether the local store runs, and where (exit 0 if it runs, 1 if not).
+
+    \b
+    Example:
+      zkml-dvc store status
+    """
     from .localstore import status
 
     state_dir, _ = _state_dir(directory)
@@ -422,7 +434,12 @@ def remote_set(url: str, endpoint: str | None, region: str | None, profile: str 
 
 @remote.command("show")
 def remote_show() -> None:
-    """Show remote `o3` (secrets masked)."""
+    """Show remote `o3` (secrets masked).
+
+    \b
+    Example:
+      zkml-dvc remote show
+    """
     from .store import remote_config
 
     conf = remote_config(_root()) or {}
@@ -566,7 +583,12 @@ def audit(run_id: str) -> None:
 
 @main.command()
 def schema() -> None:
-    """Print the run manifest's JSON Schema (docs/manifest.schema.json is generated from it)."""
+    """Print the run manifest's JSON Schema (docs/manifest.schema.json is generated from it).
+
+    \b
+    Example:
+      zkml-dvc schema > docs/manifest.schema.json
+    """
     from .manifest import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))

@@ -18,6 +18,9 @@ MULTIPART_CHUNKSIZE = "ZKML_DVC_MULTIPART_CHUNKSIZE"  # bytes; default 64 MiB
 MAX_ATTEMPTS = "ZKML_DVC_MAX_ATTEMPTS"  # store retries (botocore standard mode); default 5
 CONNECT_TIMEOUT = "ZKML_DVC_CONNECT_TIMEOUT"  # seconds; default 5
 READ_TIMEOUT = "ZKML_DVC_READ_TIMEOUT"  # seconds; default 60
+# Set by `zkml-dvc run` for the stage commands DVC spawns: a failing stage records its error for the
+# parent to report once (with the stage's name) instead of printing it too.
+STAGE_QUIET = "ZKML_DVC_STAGE_QUIET"
 
 # Standard AWS variables we read (and pass on to DVC/s3fs/boto3 unchanged)
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"

@@ -8,6 +8,7 @@ ezkl is imported inside the functions so that `zkml-dvc --help` stays fast.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,31 @@ def version() -> str:
     return _v("ezkl")
 
 
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.incomplete$")
+
+
+def _shown(path: Path | str) -> str:
+    """The path a user knows: outputs are written under a temp name (fsutil.atomic_path)."""
+    p = Path(path)
+    m = _TEMP_NAME.match(p.name)
+    shown = p.with_name(m.group("name")) if m else p
+    try:
+        return str(shown.relative_to(Path.cwd()))
+    except ValueError:
+        return str(shown)
+
+
 def _call(step: str, files: dict[str, Path | str], fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except (RuntimeError, OSError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EzklError(step, {k: str(v) for k, v in files.items()}, detail) from exc
+        raise EzklError(step, {k: _shown(v) for k, v in files.items()}, detail) from exc
 
 
 def _require_true(step: str, files: dict[str, Path | str], result: Any) -> None:
     if result is False:
-        raise EzklError(step, {k: str(v) for k, v in files.items()}, "ezkl returned False")
+        raise EzklError(step, {k: _shown(v) for k, v in files.items()}, "ezkl returned False")
 
 
 def gen_settings(model: Path, settings: Path, run_args: RunArgs) -> None:

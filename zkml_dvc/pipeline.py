@@ -75,6 +75,7 @@ def repro(root: Path, model: str, force_stage: str | None = None) -> None:
 
     last_error = root / LAST_ERROR
     last_error.unlink(missing_ok=True)
+    os.environ[env.STAGE_QUIET] = "1"
     with open_repo(root) as repo:
         try:
             if force_stage:

@@ -39,7 +39,8 @@ from .fsutil import atomic_path, sha256_bytes, sha256_file
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()/]+$")
 SHA_META = "sha256"
-MAX_SMALL_OBJECT = 64 * 1024 * 1024  # manifests and index files are read into memory up to this
+MAX_SMALL_OBJECT = 64 * 1024 * 1024
+READ_AFTER_WRITE_DELAYS = (0.2, 0.5)  # seconds between HeadObject retries of a 404 on reads  # manifests and index files are read into memory up to this
 
 
 def check_bucket_name(bucket: str) -> str:
@@ -236,6 +237,18 @@ class Store:
                 return None
             raise self._error(exc, f"look up {rel}") from None
 
+    def head_after_write(self, rel: str) -> dict[str, Any] | None:
+        """HeadObject for a read that may follow a write elsewhere: O3 propagates objects in the
+        background and does not document read-after-write, so retry a 404 briefly."""
+        import time
+
+        for delay in READ_AFTER_WRITE_DELAYS:
+            found = self.head(rel)
+            if found is not None:
+                return found
+            time.sleep(delay)
+        return self.head(rel)
+
     def list(self, rel_prefix: str) -> Iterator[dict[str, Any]]:
         """ListObjectsV2 under a prefix; yields dicts with Key (relative to the store root)."""
         paginator = self.client.get_paginator("list_objects_v2")
@@ -312,7 +325,7 @@ class Store:
 
     def get_bytes(self, rel: str, expected_sha256: str | None = None) -> bytes:
         """A small object's bytes, checked against ``expected_sha256`` or else its metadata."""
-        head = self.head(rel)
+        head = self.head_after_write(rel)
         if head is None:
             raise NotFoundError(f"{rel} is not in the store {self.where}", "")
         if head.get("ContentLength", 0) > MAX_SMALL_OBJECT:
@@ -345,7 +358,7 @@ class Store:
                 self.stats.cache_hits += 1
                 _copy_into(cached, dest)
                 return dest
-        head = self.head(rel)
+        head = self.head_after_write(rel)
         if head is None:
             raise NotFoundError(f"{rel} is not in the store {self.where}",
                                 "Push the run first (`zkml-dvc push RUN_ID`).")

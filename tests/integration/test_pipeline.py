@@ -110,7 +110,8 @@ def _conv_model(dest: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(7)
     w = rng.normal(0, 0.5, (2, 1, 3, 3)).astype(np.float32)
     b = rng.normal(0, 0.1, 2).astype(np.float32)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3]),
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3],
+                              strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1]),
              helper.make_node("Relu", ["c"], ["y"])]
     graph = helper.make_graph(
         nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5, 5])],
@@ -177,7 +178,7 @@ def test_run_errors_name_model_stage_and_run(project: Path):
     assert "broken" not in git(project, "tag")
     assert not (project / LAY.manifest).exists()
     assert not (project / LAY.settings).exists(), "no half-written calibrated settings"
-    tv = cli("run", "--run-id", "broken", "-v", "--no-push", cwd=project)
+    tv = cli("-v", "run", "--run-id", "broken", "--no-push", cwd=project)
     assert "Traceback" in tv.stderr
 
 
