@@ -1,0 +1,28 @@
+"""Every figure the project tracks, in one run: overhead, transfer ratios, clean-room bytes.
+
+Run: make bench   (or .venv/bin/python benchmarks/run_all.py)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cleanroom  # noqa: E402
+import overhead  # noqa: E402
+import transfer  # noqa: E402
+
+
+def main() -> None:
+    figures: dict[str, float] = {}
+    for name, mod in (("overhead", overhead), ("transfer", transfer), ("cleanroom", cleanroom)):
+        print(f"\n== {name}")
+        figures.update(mod.main())
+    print("\n== summary")
+    for k, v in figures.items():
+        print(f"{k:40s} {v:10.3f}")
+
+
+if __name__ == "__main__":
+    main()
