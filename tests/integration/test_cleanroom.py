@@ -292,3 +292,24 @@ def test_audit_binds_the_vk_to_the_model(produced: Produced, s3_server: S3Server
     res = cli("audit", "r1", cwd=repo, env=env)
     assert res.returncode == 0, res.stderr
     assert "MATCH vk" in res.stdout and "MATCH settings" in res.stdout
+
+
+def test_second_machine_fetches_srs_from_store_and_uploads_no_pk(
+        produced: Produced, s3_server: S3Server, tmp_path: Path):
+    """A colleague clones and re-runs everything with an empty cache: the SRS comes from the store
+    (gen_srs would make a different one), the keys come out identical, and the pk is not pushed."""
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    (repo / "models/mlp/input.json").write_text(json.dumps({"input_data": [[0.1, 0.2, 0.3, 0.4]]}))
+    s3_server.guard.log.reset()
+    res = cli("run", "--run-id", "colleague", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    _, mine = load_manifest(repo, "colleague")
+    _, theirs = load_manifest(repo, "r1")
+    assert mine.srs.sha256 == theirs.srs.sha256
+    assert mine.artifact(LAY.vk).sha256 == theirs.artifact(LAY.vk).sha256
+    assert mine.artifact(LAY.pk).sha256 == theirs.artifact(LAY.pk).sha256
+    put = s3_server.guard.log.put_keys
+    assert mine.artifact(LAY.pk).object_key not in put
+    assert not any(k.startswith("srs/") for k in put)
+    assert s3_server.guard.log.uploaded_bytes < 1_000_000, "only small files were uploaded"

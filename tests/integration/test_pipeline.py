@@ -188,3 +188,27 @@ def test_run_id_that_exists_is_refused_before_any_work(project: Path):
     _assert_clean_error(cli("run", "--run-id", "once", "--no-push", cwd=project), 2,
                         "runs/testproj/once already exists")
     assert git(project, "rev-parse", "HEAD") == head
+
+
+def test_repository_pipeline_proves_the_digits_classifier(tmp_path: Path):
+    """The repository itself is a project: its dvc.yaml/params.yaml run the digits example."""
+    from tests.conftest import REPO
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        (root / name).write_text((REPO / name).read_text())
+    import shutil
+
+    shutil.copytree(REPO / "models", root / "models")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "copy"], cwd=root, check=True)
+    res = cli("run", "--model", "digits", "--no-push", cwd=root)
+    assert res.returncode == 0, res.stderr
+    _, m = load_manifest(root, res.stdout.split()[1].rstrip(":"))
+    assert m.srs.logrows <= 15
+    assert m.model_facts.inputs[0].shape == [1, 64]
+    report = json.loads((root / "artifacts/digits/reports/verify.json").read_text())
+    assert report["verified"] is True

@@ -1,0 +1,399 @@
+"""Typed artifact bundles pushed to and pulled from the store (the Python API).
+
+Subclass ``Artifact`` to declare a bundle: fields typed ``Path`` or ``list[Path]`` (optionally
+``| None``) are files; every other field is metadata, validated by pydantic. ``EZKLArtifact`` ships
+the ezkl set (model, settings, compiled circuit, SRS, vk, pk, optionally witness and proof).
+
+    ref = "s3://zkml-dvc/team/artifacts/mlp"          # or /some/dir/mlp, file://..., memory://...
+    version = push(bundle, ref)                        # a new immutable version every time
+    got = pull(EZKLArtifact, ref + ":latest", fields=EZKLArtifact.VERIFY_FIELDS)
+
+Layout under the backend's root (a ref's parent directory, like a run store's root)::
+
+    blobs/<sha256>                               file contents, stored once whatever their name
+    artifacts/<name>/versions/<version>/manifest.json
+
+Files are streamed (never read whole into memory), deduplicated by sha256 against what the store
+already holds (blobs, ``srs/<sha256>``, and DVC objects a run manifest names), checked by sha256 on
+pull (a mismatch is an error and the file is not kept) and cached locally by hash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+import typing
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from . import env
+from .errors import InputError, IntegrityError, NotFoundError
+from .fsutil import atomic_path, sha256_bytes, sha256_file
+
+A = TypeVar("A", bound="Artifact")
+_REF_RE = re.compile(r"^(?P<base>.*?)/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,63})(:(?P<version>[A-Za-z0-9._-]+))?$")
+
+
+class ArtifactTypeError(InputError, TypeError):
+    """Pulling a bundle into a class other than the one it was pushed as."""
+
+
+class ArtifactNotFoundError(NotFoundError, FileNotFoundError):
+    """No artifact (or no such version) at a ref."""
+
+
+# ---- backends ----------------------------------------------------------------------------------
+class Backend(Protocol):
+    """What the artifact code needs of a store. Keys are relative to the backend's root."""
+
+    def exists(self, key: str) -> bool: ...
+    def put_file(self, path: Path, key: str, sha256: str) -> bool: ...
+    def get_file(self, key: str, dest: Path, sha256: str) -> Path: ...
+    def put_bytes(self, data: bytes, key: str) -> bool: ...
+    def get_bytes(self, key: str, sha256: str | None = None) -> bytes: ...
+    def list(self, prefix: str) -> list[str]: ...
+
+
+class S3Backend:
+    """The O3/S3 store through zkml-dvc's store client (O3-safe settings, sha256 metadata)."""
+
+    def __init__(self, url: str, endpoint: str | None = None) -> None:
+        from .store import store_from_config
+
+        self.store = store_from_config(url, endpoint)
+
+    def exists(self, key: str) -> bool:
+        return self.store.head(key) is not None
+
+    def put_file(self, path: Path, key: str, sha256: str) -> bool:
+        return self.store.put_file(path, key, sha256=sha256)
+
+    def get_file(self, key: str, dest: Path, sha256: str) -> Path:
+        return self.store.get_file(key, dest, sha256)
+
+    def put_bytes(self, data: bytes, key: str) -> bool:
+        return self.store.put_bytes(data, key)
+
+    def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
+        return self.store.get_bytes(key, sha256)
+
+    def list(self, prefix: str) -> list[str]:
+        return [o["Key"] for o in self.store.list(prefix)]
+
+
+class FsspecBackend:
+    """Any fsspec filesystem (a local directory, memory://, gcs://, ...) with the same checks."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _p(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._p(key)))
+
+    def put_file(self, path: Path, key: str, sha256: str) -> bool:
+        if self.exists(key):
+            return False
+        target = self._p(key)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        tmp = f"{target}.{sha256[:8]}.incomplete"
+        self.fs.put_file(str(path), tmp)  # streamed by fsspec
+        self.fs.mv(tmp, target)
+        return True
+
+    def get_file(self, key: str, dest: Path, sha256: str) -> Path:
+        if not self.exists(key):
+            raise ArtifactNotFoundError(f"{self._p(key)} does not exist", "")
+        with atomic_path(dest) as tmp:
+            self.fs.get_file(self._p(key), str(tmp))
+            actual = sha256_file(tmp)
+            if actual != sha256:
+                raise IntegrityError(self._p(key), sha256, actual)
+        return dest
+
+    def put_bytes(self, data: bytes, key: str) -> bool:
+        target = self._p(key)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(target, data)
+        return True
+
+    def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
+        if not self.exists(key):
+            raise ArtifactNotFoundError(f"{self._p(key)} does not exist", "")
+        data = bytes(self.fs.cat_file(self._p(key)))
+        if sha256 and sha256_bytes(data) != sha256:
+            raise IntegrityError(self._p(key), sha256, sha256_bytes(data))
+        return data
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._p(prefix).rstrip("/")
+        if not self.fs.exists(base):
+            return []
+        n = len(self.root) + 1
+        return sorted(str(p)[n:] for p in self.fs.find(base))
+
+
+def backend_for(base_url: str, endpoint: str | None = None) -> Backend:
+    """``s3://`` goes through the O3 store client; any other URL or path through fsspec."""
+    if base_url.startswith("s3://"):
+        return S3Backend(base_url, endpoint)
+    return FsspecBackend(base_url)
+
+
+# ---- models ------------------------------------------------------------------------------------
+class FileEntry(BaseModel):
+    field: str
+    index: int | None = None
+    path: str = Field(description="path inside the bundle: <field>/<name> or <field>/<i>/<name>")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    object: str = Field(description="key of the content, relative to the backend root")
+
+
+class ArtifactManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    name: str
+    version: str
+    created: datetime
+    metadata: dict[str, Any]
+    files: list[FileEntry]
+    zkml_dvc_version: str
+    ezkl_version: str
+
+
+def _file_kind(annotation: Any) -> str | None:
+    """'one' for Path (or Path | None), 'many' for list[Path]; None for metadata."""
+    origin = typing.get_origin(annotation)
+    if annotation is Path:
+        return "one"
+    if origin in (typing.Union, types.UnionType):
+        kinds = {_file_kind(a) for a in typing.get_args(annotation) if a is not type(None)}
+        return kinds.pop() if len(kinds) == 1 else None
+    if origin is list and typing.get_args(annotation) == (Path,):
+        return "many"
+    return None
+
+
+class Artifact(BaseModel):
+    """Base of typed bundles: Path / list[Path] fields are files, the others metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+    _known_objects: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def file_fields(cls) -> dict[str, str]:
+        return {n: k for n, f in cls.model_fields.items() if (k := _file_kind(f.annotation))}
+
+    @classmethod
+    def type_name(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def metadata(self) -> dict[str, Any]:
+        files = self.file_fields()
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in files}
+
+    def files(self) -> list[tuple[str, int | None, Path]]:
+        out: list[tuple[str, int | None, Path]] = []
+        for name, kind in self.file_fields().items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if kind == "one":
+                out.append((name, None, Path(value)))
+            else:
+                out.extend((name, i, Path(p)) for i, p in enumerate(value))
+        return out
+
+
+class EZKLArtifact(Artifact):
+    """The ezkl artifacts of one circuit, with what is needed to re-check them."""
+
+    VERIFY_FIELDS: ClassVar[tuple[str, ...]] = ("settings", "vk", "srs", "proof")
+
+    model: Path
+    settings: Path
+    compiled_circuit: Path
+    srs: Path
+    vk: Path
+    pk: Path
+    witness: Path | None = None
+    proof: Path | None = None
+    ezkl_version: str
+    logrows: int = Field(ge=1, le=26)
+    srs_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    srs_insecure: bool
+    run_id: str | None = None
+    project: str | None = None
+
+    @classmethod
+    def from_run(cls, run_id: str, root: Path | None = None) -> EZKLArtifact:
+        """The bundle of a run in a project workspace at the run's commit, every file checked
+        against the run manifest (pull the run first: `zkml-dvc pull RUN_ID --for all`)."""
+        from . import srs as srs_mod
+        from .layout import ModelLayout, find_root
+        from .runs import load_manifest
+
+        root = root or find_root()
+        _, m = load_manifest(root, run_id)
+        lay = ModelLayout(m.model)
+        paths = {"model": Path(m.model_facts.path), "settings": lay.settings,
+                 "compiled_circuit": lay.compiled, "vk": lay.vk, "pk": lay.pk,
+                 "witness": lay.witness, "proof": lay.proof}
+        known: dict[str, str] = {}
+        for rel in paths.values():
+            entry = m.artifact(rel)
+            actual = sha256_file(root / rel) if (root / rel).exists() else "missing"
+            if actual != entry.sha256:
+                raise IntegrityError(f"{rel} of run {run_id} in {root}", entry.sha256, actual,
+                                     f"Restore it with `zkml-dvc pull {run_id} --for all`.")
+            if entry.object_key:
+                known[entry.sha256] = entry.object_key
+        srs_file = srs_mod.path_for(m.srs)
+        known[m.srs.sha256] = f"srs/{m.srs.sha256}"
+        bundle = cls(
+            **{k: root / v for k, v in paths.items()}, srs=srs_file, ezkl_version=m.tools.ezkl,
+            logrows=m.srs.logrows, srs_sha256=m.srs.sha256, srs_insecure=m.srs.insecure,
+            run_id=run_id, project=m.project,
+        )
+        bundle._known_objects = known
+        return bundle
+
+    def verify(self) -> None:
+        """Run ezkl's verify on this bundle's proof; raises ProofInvalidError if it fails."""
+        from . import ezkl_adapter
+
+        if self.proof is None:
+            raise InputError("this bundle has no proof to verify", "Pull it with the proof field.")
+        ezkl_adapter.verify(self.proof, self.settings, self.vk, self.srs)
+
+
+# ---- push / pull -------------------------------------------------------------------------------
+def parse_ref(ref: str) -> tuple[str, str, str | None]:
+    """``<base>/<name>[:<version>]`` -> (base, name, version or None)."""
+    m = _REF_RE.match(ref.rstrip("/"))
+    if not m or not m.group("base"):
+        raise InputError(f"artifact ref {ref!r} is not of the form <store>/<name>[:<version>]",
+                         "e.g. s3://bucket/prefix/mlp:latest or ./artifacts/mlp")
+    return m.group("base"), m.group("name"), m.group("version")
+
+
+def _versions(backend: Backend, name: str) -> list[str]:
+    prefix = f"artifacts/{name}/versions"
+    return sorted({k.split("/")[3] for k in backend.list(prefix)
+                   if k.endswith("/manifest.json") and len(k.split("/")) == 5})
+
+
+def push(artifact: Artifact, ref: str, endpoint: str | None = None) -> str:
+    """Push ``artifact`` as a new immutable version of ``ref``'s name; returns the version."""
+    from importlib.metadata import version as pkg_version
+
+    from .runs import new_run_id
+
+    base, name, version = parse_ref(ref)
+    if version:
+        raise InputError(f"cannot push to a given version ({ref})",
+                         "Versions are immutable: push to the name alone; a new version is made.")
+    backend = backend_for(base, endpoint)
+    entries: list[FileEntry] = []
+    for field, index, path in artifact.files():
+        if not path.is_file():
+            raise InputError(f"{type(artifact).__name__}.{field}: {path} is not a file", "")
+        sha = sha256_file(path)
+        obj = _existing_object(backend, sha, artifact._known_objects.get(sha))
+        if obj is None:
+            obj = f"blobs/{sha}"
+            backend.put_file(path, obj, sha)
+        inner = f"{field}/{path.name}" if index is None else f"{field}/{index}/{path.name}"
+        entries.append(FileEntry(field=field, index=index, path=inner, sha256=sha,
+                                 size=path.stat().st_size, object=obj))
+    new_version = new_run_id()
+    manifest = ArtifactManifest(
+        type=type(artifact).type_name(), name=name, version=new_version,
+        created=datetime.now(timezone.utc), metadata=artifact.metadata(), files=entries,
+        zkml_dvc_version=pkg_version("zkml-dvc"), ezkl_version=pkg_version("ezkl"),
+    )
+    backend.put_bytes(manifest.model_dump_json(indent=2).encode(),
+                      f"artifacts/{name}/versions/{new_version}/manifest.json")
+    return new_version
+
+
+def _existing_object(backend: Backend, sha: str, hint: str | None) -> str | None:
+    for key in (hint, f"blobs/{sha}", f"srs/{sha}"):
+        if key and backend.exists(key):
+            return key
+    return None
+
+
+def pull(cls: type[A], ref: str, fields: typing.Iterable[str] | None = None,
+         dest: Path | None = None, endpoint: str | None = None) -> A:
+    """Pull version ``ref`` (``name``, ``name:latest`` or ``name:<version>``) into ``cls``.
+
+    Only ``fields`` are downloaded when given (the other file fields are None). Files land in
+    ``dest`` (default: the user cache) under their bundle paths; each is checked by sha256.
+    Raises ArtifactNotFoundError, ArtifactTypeError, IntegrityError, or InputError when the stored
+    metadata does not validate against ``cls``.
+    """
+    base, name, version = parse_ref(ref)
+    backend = backend_for(base, endpoint)
+    versions = _versions(backend, name)
+    if not versions:
+        raise ArtifactNotFoundError(f"no artifact {name!r} at {base}", "Push one first.")
+    chosen = versions[-1] if version in (None, "latest") else version
+    if chosen not in versions:
+        raise ArtifactNotFoundError(f"artifact {name!r} has no version {chosen!r}",
+                                    f"Known versions: {', '.join(versions[-5:])}.")
+    raw = backend.get_bytes(f"artifacts/{name}/versions/{chosen}/manifest.json")
+    try:
+        manifest = ArtifactManifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InputError(f"manifest of {name}:{chosen} is invalid ({exc.errors()[0]['msg']})",
+                         "") from None
+    if manifest.type != cls.type_name():
+        raise ArtifactTypeError(
+            f"{name}:{chosen} is a {manifest.type}, not a {cls.type_name()}",
+            f"Pull it with the class it was pushed as ({manifest.type.rsplit('.', 1)[-1]}).",
+        )
+    file_fields = cls.file_fields()
+    wanted = set(fields) if fields is not None else set(file_fields)
+    unknown = wanted - set(file_fields)
+    if unknown:
+        raise InputError(f"{cls.__name__} has no file fields {sorted(unknown)}",
+                         f"Use some of: {', '.join(file_fields)}.")
+    target = dest or env.cache_dir() / "artifacts" / name / chosen
+    from .fsutil import confined
+
+    values: dict[str, Any] = {}
+    for e in manifest.files:
+        if e.field not in wanted:
+            continue
+        local = confined(target, e.path)
+        backend.get_file(e.object, local, e.sha256)
+        if file_fields.get(e.field) == "many":
+            values.setdefault(e.field, []).append((e.index or 0, local))
+        else:
+            values[e.field] = local
+    for f, v in list(values.items()):
+        if isinstance(v, list):
+            values[f] = [p for _, p in sorted(v)]
+    missing = {f: (Path("/dev/null") if k == "one" else []) for f, k in file_fields.items()
+               if f not in values}
+    try:
+        obj = cls.model_validate({**manifest.metadata, **values, **missing})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(
+            f"metadata of {name}:{chosen} does not validate as {cls.__name__}: "
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}", "") from None
+    return obj.model_copy(update={f: None for f in missing})
