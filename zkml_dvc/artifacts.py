@@ -319,6 +319,12 @@ def push(artifact: Artifact, ref: str, endpoint: str | None = None) -> str:
         entries.append(FileEntry(field=field, index=index, path=inner, sha256=sha,
                                  size=path.stat().st_size, object=obj))
     new_version = new_run_id()
+    existing = _versions(backend, name)
+    while existing and new_version <= existing[-1]:  # same millisecond, or a clock behind
+        import time
+
+        time.sleep(0.002)
+        new_version = new_run_id()
     manifest = ArtifactManifest(
         type=type(artifact).type_name(), name=name, version=new_version,
         created=datetime.now(timezone.utc), metadata=artifact.metadata(), files=entries,

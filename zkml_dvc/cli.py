@@ -226,7 +226,7 @@ def show(run_id: str, as_json: bool) -> None:
 
     \b
     Example:
-      zkml-dvc show 20261122-071500-a1b2c3
+      zkml-dvc show 20261122-071500123-a1b2c3
     """
     from .runs import load_manifest
 
@@ -468,7 +468,7 @@ def push(run_id: str | None) -> None:
 
     \b
     Example:
-      zkml-dvc push 20261122-071500-a1b2c3
+      zkml-dvc push 20261122-071500123-a1b2c3
     """
     from .run_index import push_run
 

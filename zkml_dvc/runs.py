@@ -1,7 +1,7 @@
 """Run ids, run tags, and reading runs back from git.
 
-A run is one `zkml-dvc run` of one model. Its id is ``YYYYMMDD-HHMMSS-xxxxxx`` (UTC time, then 6
-random hex digits): unique, sortable by time, and safe as a git ref and as an O3 object key. Users
+A run is one `zkml-dvc run` of one model. Its id is ``YYYYMMDD-HHMMSSmmm-xxxxxx`` (UTC time to the
+millisecond, then 6 random hex digits): unique, sortable by time, and safe as a git ref and as an O3 object key. Users
 may give their own id (same character rules). Each run is an annotated git tag
 ``runs/<project>/<run_id>`` on the commit that holds its dvc.lock and manifest; the tag message is
 JSON naming the model, the manifest path and the manifest's sha256, so an edited manifest is caught.
@@ -27,7 +27,7 @@ TAG_PREFIX = "runs"
 
 def new_run_id(now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%d-%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
 def validate_run_id(run_id: str) -> str:

@@ -269,10 +269,11 @@ class Store:
         from boto3.s3.transfer import TransferConfig
 
         return TransferConfig(
-            # Akave advises multipart only from ~100 MB; parts of 64 MiB keep memory bounded
-            # (chunk size x concurrency) while staying well above the 5 MB minimum.
+            # Akave advises multipart only from ~100 MB. Memory is bounded by part size x
+            # concurrency (32 MiB x 4 = 128 MiB whatever the file size); parts stay far above
+            # S3's 5 MB minimum and a 5 GB key needs 160 of them.
             multipart_threshold=env.get_int(env.MULTIPART_THRESHOLD, 100 * 1000 * 1000),
-            multipart_chunksize=env.get_int(env.MULTIPART_CHUNKSIZE, 64 * 1024 * 1024),
+            multipart_chunksize=env.get_int(env.MULTIPART_CHUNKSIZE, 32 * 1024 * 1024),
             max_concurrency=4,
             use_threads=True,
         )

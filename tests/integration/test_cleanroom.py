@@ -313,3 +313,31 @@ def test_second_machine_fetches_srs_from_store_and_uploads_no_pk(
     assert mine.artifact(LAY.pk).object_key not in put
     assert not any(k.startswith("srs/") for k in put)
     assert s3_server.guard.log.uploaded_bytes < 1_000_000, "only small files were uploaded"
+
+
+def test_python_api_example_in_docs_runs_as_written(produced: Produced, s3_server: S3Server,
+                                                    tmp_path: Path):
+    """docs/python-api.md's example, against this run and store, with only the names swapped."""
+    import os
+    import re
+
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "python-api.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", doc, re.S)[0]
+    code = code.replace('"RUN_ID"', '"r1"').replace('"s3://zkml-dvc"', f'"s3://{produced.bucket}"')
+    env = {**os.environ, **_machine(tmp_path, s3_server)}
+    env["ZKML_DVC_CACHE_DIR"] = os.environ["ZKML_DVC_CACHE_DIR"]  # the producer's machine
+    s3_server.guard.log.reset()
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code], cwd=produced.root, env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "verified run r1 at logrows 15" in res.stdout
+    _, m = load_manifest(produced.root, "r1")
+    put = s3_server.guard.log.put_keys
+    assert not any(k.endswith(m.artifact(LAY.pk).sha256) for k in put), "pk not uploaded again"
+    assert all(not k.startswith("srs/") for k in put)
+    got = s3_server.guard.log.get_keys
+    assert m.artifact(LAY.pk).object_key not in got, "the pk was not downloaded"

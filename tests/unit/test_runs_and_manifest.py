@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_run_ids_sort_by_time_and_are_unique():
     t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    ids = [new_run_id(t0 + timedelta(seconds=s)) for s in (0, 1, 61, 3600)]
+    ids = [new_run_id(t0 + timedelta(seconds=s)) for s in (0, 0.001, 0.002, 1, 61, 3600)]
     assert ids == sorted(ids)
     same = {new_run_id(t0) for _ in range(200)}
     assert len(same) == 200
