@@ -20,11 +20,10 @@ pull (a mismatch is an error and the file is not kept) and cached locally by has
 
 from __future__ import annotations
 
-import json
 import re
 import types
 import typing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -35,7 +34,9 @@ from .errors import InputError, IntegrityError, NotFoundError
 from .fsutil import atomic_path, sha256_bytes, sha256_file
 
 A = TypeVar("A", bound="Artifact")
-_REF_RE = re.compile(r"^(?P<base>.*?)/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,63})(:(?P<version>[A-Za-z0-9._-]+))?$")
+_REF_RE = re.compile(
+    r"^(?P<base>.*?)/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,63})(:(?P<version>[A-Za-z0-9._-]+))?$"
+)
 
 
 class ArtifactTypeError(InputError, TypeError):
@@ -327,7 +328,7 @@ def push(artifact: Artifact, ref: str, endpoint: str | None = None) -> str:
         new_version = new_run_id()
     manifest = ArtifactManifest(
         type=type(artifact).type_name(), name=name, version=new_version,
-        created=datetime.now(timezone.utc), metadata=artifact.metadata(), files=entries,
+        created=datetime.now(UTC), metadata=artifact.metadata(), files=entries,
         zkml_dvc_version=pkg_version("zkml-dvc"), ezkl_version=pkg_version("ezkl"),
     )
     backend.put_bytes(manifest.model_dump_json(indent=2).encode(),
@@ -393,7 +394,7 @@ def pull(cls: type[A], ref: str, fields: typing.Iterable[str] | None = None,
     for f, v in list(values.items()):
         if isinstance(v, list):
             values[f] = [p for _, p in sorted(v)]
-    missing = {f: (Path("/dev/null") if k == "one" else []) for f, k in file_fields.items()
+    missing: dict[str, Any] = {f: (Path("/dev/null") if k == "one" else []) for f, k in file_fields.items()
                if f not in values}
     try:
         obj = cls.model_validate({**manifest.metadata, **values, **missing})

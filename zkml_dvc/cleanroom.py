@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,7 +103,7 @@ def verify(
     ``store`` (store-only mode). Raises ProofInvalidError or IntegrityError for a bad run (after
     writing the report), StoreError/ConfigError when the store cannot be used.
     """
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.monotonic()
     if store is None:
         if root is None:

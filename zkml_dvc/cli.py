@@ -158,8 +158,8 @@ def run(model: str | None, run_id: str | None, push: bool | None) -> None:
                f"stages ran, proof verified; tag {result.tag}")
     if result.pushed is not None:
         p = result.pushed
-        click.echo(f"pushed: {p.dvc_files_pushed} DVC objects, {p.uploaded_files} index files "  # type: ignore[attr-defined]
-                   f"({p.uploaded_bytes} bytes), run index at {p.index_url}")  # type: ignore[attr-defined]
+        click.echo(f"pushed: {p.dvc_files_pushed} DVC objects, {p.uploaded_files} index files "
+                   f"({p.uploaded_bytes} bytes), run index at {p.index_url}")
 
 
 @main.command(hidden=False)
@@ -244,8 +244,8 @@ def show(run_id: str, as_json: bool) -> None:
                  ("ezkl / dvc / python", f"{m.tools.ezkl} / {m.tools.dvc} / {m.tools.python}"),
                  ("model sha256", m.model_facts.sha256),
                  ("inputs", ", ".join(f"{t.name}{t.shape}:{t.dtype}" for t in m.model_facts.inputs)),
-                 ("SRS", f"k={m.srs.logrows} {m.srs.source}{' (INSECURE test SRS)' if m.srs.insecure else ''} "
-                         f"sha256 {m.srs.sha256[:16]}...")]:
+                 ("SRS", f"k={m.srs.logrows} {m.srs.source}"
+                         f"{' (INSECURE test SRS)' if m.srs.insecure else ''} sha256 {m.srs.sha256[:16]}...")]:
         head.add_row(k, str(v))
     con.print(head)
     st = Table("stage", "ran", "seconds", "ezkl call")
@@ -556,8 +556,8 @@ def resume(run_id: str, from_stage: str, new_input: Path | None, new_run_id: str
 
     result = do_resume(_root(), run_id, from_stage, new_input, new_run_id, push)
     m = result.manifest
-    click.echo(f"run {m.run_id} (parent {run_id}): stages run: {', '.join(result.stages_ran) or 'none'}; "
-               f"tag {result.tag}")
+    ran = ", ".join(result.stages_ran) or "none"
+    click.echo(f"run {m.run_id} (parent {run_id}): stages run: {ran}; tag {result.tag}")
 
 
 @main.command()

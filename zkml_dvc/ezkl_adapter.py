@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def _shown(path: Path | str) -> str:
         return str(shown)
 
 
-def _call(step: str, files: dict[str, Path | str], fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(step: str, files: Mapping[str, Path | str], fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except (RuntimeError, OSError, ValueError) as exc:
@@ -46,7 +47,7 @@ def _call(step: str, files: dict[str, Path | str], fn: Any, *args: Any, **kwargs
         raise EzklError(step, {k: _shown(v) for k, v in files.items()}, detail) from exc
 
 
-def _require_true(step: str, files: dict[str, Path | str], result: Any) -> None:
+def _require_true(step: str, files: Mapping[str, Path | str], result: Any) -> None:
     if result is False:
         raise EzklError(step, {k: _shown(v) for k, v in files.items()}, "ezkl returned False")
 
@@ -179,7 +180,7 @@ def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> None:
 
     files = {"proof": proof, "settings": settings, "vk": vk, "srs": srs}
     try:
-        ok = ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs))
+        ok = ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs), reduced_srs=False)
     except (RuntimeError, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ProofInvalidError(

@@ -12,7 +12,6 @@ signatures. State lives in a git-ignored directory (default ``.dvc/tmp/store`` o
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal

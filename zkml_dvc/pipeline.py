@@ -144,7 +144,7 @@ def pull(root: Path, targets: list[str]) -> None:
 
 def _dvc_reason(exc: BaseException) -> str:
     cause: BaseException | None = exc
-    parts = []
+    parts: list[str] = []
     while cause is not None and len(parts) < 3:
         text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         if text and text not in parts:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import pipeline, runs
 from .errors import InputError
 from .fsutil import read_json, sha256_file
-from .layout import ModelLayout, STAGES, classify, dvc_object_key
+from .layout import STAGES, ModelLayout, classify, dvc_object_key
 from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
 from .onnx_model import check_input, inspect_model
 from .params import load_params
+from .run_index import PushReport
 from .srs import SrsPointer
 from .stages import StageRecord
 
@@ -23,7 +24,7 @@ class RunResult:
     tag: str
     commit: str
     stages_ran: list[str]
-    pushed: "object | None" = None  # store.PushReport when pushed
+    pushed: PushReport | None = None
 
 
 def _artifacts(root: Path, model: str, inputs: list[str]) -> list[ArtifactEntry]:
@@ -111,9 +112,9 @@ def run(
             store.check_access()  # fail before spending minutes on proving
 
     source_commit = runs.head_commit(root)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     pipeline.repro(root, name, force_stage=force_stage)
-    ended = datetime.now(timezone.utc)
+    ended = datetime.now(UTC)
 
     lay = ModelLayout(name)
     stage_runs = _stage_runs(root, lay, started)

@@ -1,8 +1,8 @@
 """Run ids, run tags, and reading runs back from git.
 
 A run is one `zkml-dvc run` of one model. Its id is ``YYYYMMDD-HHMMSSmmm-xxxxxx`` (UTC time to the
-millisecond, then 6 random hex digits): unique, sortable by time, and safe as a git ref and as an O3 object key. Users
-may give their own id (same character rules). Each run is an annotated git tag
+millisecond, then 6 random hex digits): unique, sortable by time, and safe as a git ref and as an
+O3 object key. Users may give their own id (same character rules). Each run is an annotated git tag
 ``runs/<project>/<run_id>`` on the commit that holds its dvc.lock and manifest; the tag message is
 JSON naming the model, the manifest path and the manifest's sha256, so an edited manifest is caught.
 """
@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ TAG_PREFIX = "runs"
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%d-%H%M%S}{now.microsecond // 1000:03d}-{secrets.token_hex(3)}"
 
 
@@ -119,7 +119,7 @@ def list_runs(root: Path, project: str | None = None) -> list[RunRef]:
             commit=tag.commit.hexsha, tag=tag.name,
             manifest_path=str(info.get("manifest", "")),
             manifest_sha256=str(info.get("manifest_sha256", "")),
-            date=datetime.fromtimestamp(tag.commit.committed_date, timezone.utc),
+            date=datetime.fromtimestamp(tag.commit.committed_date, UTC),
         ))
     return sorted(refs, key=lambda r: (r.date, r.run_id))
 

@@ -29,8 +29,8 @@ from typing import Any
 from . import env
 from .errors import (
     ConfigError,
-    IntegrityError,
     InputError,
+    IntegrityError,
     NotFoundError,
     StoreError,
 )
@@ -39,8 +39,8 @@ from .fsutil import atomic_path, sha256_bytes, sha256_file
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()/]+$")
 SHA_META = "sha256"
-MAX_SMALL_OBJECT = 64 * 1024 * 1024
-READ_AFTER_WRITE_DELAYS = (0.2, 0.5)  # seconds between HeadObject retries of a 404 on reads  # manifests and index files are read into memory up to this
+MAX_SMALL_OBJECT = 64 * 1024 * 1024  # manifests and index files are read into memory up to this
+READ_AFTER_WRITE_DELAYS = (0.2, 0.5)  # seconds between HeadObject retries of a 404 on reads
 
 
 def check_bucket_name(bucket: str) -> str:
@@ -130,7 +130,8 @@ class Store:
             self._client = session.client(
                 "s3",
                 endpoint_url=self.cfg.endpoint,
-                region_name=self.cfg.region or env.get(env.AWS_DEFAULT_REGION) or env.O3_DEFAULT_REGION,
+                region_name=(self.cfg.region or env.get(env.AWS_DEFAULT_REGION)
+                             or env.O3_DEFAULT_REGION),
                 aws_access_key_id=self.cfg.access_key_id,
                 aws_secret_access_key=self.cfg.secret_access_key,
                 config=Config(

@@ -1,5 +1,5 @@
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_run_ids_sort_by_time_and_are_unique():
-    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     ids = [new_run_id(t0 + timedelta(seconds=s)) for s in (0, 0.001, 0.002, 1, 61, 3600)]
     assert ids == sorted(ids)
     same = {new_run_id(t0) for _ in range(200)}
