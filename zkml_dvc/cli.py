@@ -245,7 +245,8 @@ def show(run_id: str, as_json: bool) -> None:
                  ("model sha256", m.model_facts.sha256),
                  ("inputs", ", ".join(f"{t.name}{t.shape}:{t.dtype}" for t in m.model_facts.inputs)),
                  ("SRS", f"k={m.srs.logrows} {m.srs.source}"
-                         f"{' (INSECURE test SRS)' if m.srs.insecure else ''} sha256 {m.srs.sha256[:16]}...")]:
+                         f"{' (INSECURE test SRS)' if m.srs.insecure else ''}"
+                         f" sha256 {m.srs.sha256[:16]}...")]:
         head.add_row(k, str(v))
     con.print(head)
     st = Table("stage", "ran", "seconds", "ezkl call")
