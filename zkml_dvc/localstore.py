@@ -139,7 +139,10 @@ def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
         "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}",
         "-s3.port.iceberg=0", "-s3.port.lance=0", f"-metricsPort={ports['metrics']}",
         f"-s3.config={state_dir / 'identities.json'}", "-s3.autoCreateBucket=false",
-        "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+        # Every bucket is a collection that grows 7 volumes at once; with -volume.max=0 the
+        # limit comes from free disk / volume size and many buckets exhaust it. Volume files
+        # grow as they are written (nothing is preallocated), so a high count costs nothing.
+        "-master.volumeSizeLimitMB=256", "-volume.max=2000",
     ]
     log = open(state_dir / "weed.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

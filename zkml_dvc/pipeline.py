@@ -23,7 +23,7 @@ REMOTE_NAME = "o3"
 LAST_ERROR = Path(".dvc") / "tmp" / "zkml-dvc" / "last-stage-error.txt"
 
 
-def _prepare_process_env() -> None:
+def prepare_process_env() -> None:
     # Stage commands are `zkml-dvc ...`: make the one installed beside this Python reachable even
     # when the virtualenv is not activated. O3 refuses the default SDK checksum headers.
     bindir = str(Path(sys.executable).parent)
@@ -53,7 +53,7 @@ def open_repo(root: Path) -> Iterator[Any]:
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
-    _prepare_process_env()
+    prepare_process_env()
     try:
         repo = Repo(str(root))
     except NotDvcRepoError:

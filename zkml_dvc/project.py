@@ -12,6 +12,7 @@ import yaml
 from .errors import InputError
 from .onnx_model import check_input, inspect_model
 from .params import check_name, parse_params
+from .pipeline import prepare_process_env
 
 GITIGNORE = """\
 # zkml-dvc: pipeline outputs are DVC-tracked (per-directory .gitignore files list them)
@@ -91,6 +92,7 @@ def init(
         )
         (work / ".gitignore").write_text(GITIGNORE)
         repo = git.Repo.init(work, initial_branch="main")
+        prepare_process_env()  # DVC's messages go to stderr, not our stdout
         Repo.init(str(work)).close()
         repo.git.add("-A")
         committed = True
