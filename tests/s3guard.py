@@ -130,6 +130,11 @@ class S3Guard:
                 op = classify(self.command, split.path, query, headers)
                 length = int(headers.get("content-length", "0") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    # The client died mid-body: drop the request as a server would, never
+                    # forward a truncated body under the original Content-Length.
+                    self.close_connection = True
+                    return
                 problems = []
                 if op not in O3_OPERATIONS:
                     problems.append(f"operation {op} is not documented by O3")
@@ -161,7 +166,9 @@ class S3Guard:
                 for k, v in resp.getheaders():
                     if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD answer has no body but must carry the object's real length.
+                length_header = resp.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length_header or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

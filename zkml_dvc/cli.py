@@ -305,9 +305,13 @@ def _state_dir(directory: Path | None) -> tuple[Path, Path | None]:
     return (directory or default_state_dir(root)), root
 
 
+_dir_option = click.option(
+    "--dir", "directory", type=click.Path(path_type=Path),
+    help="State directory (default: .dvc/tmp/store in a project, else in the user cache).")
+
+
 @store.command("up")
-@click.option("--dir", "directory", type=click.Path(path_type=Path),
-              help="State directory (default: .dvc/tmp/store in a project).")
+@_dir_option
 @click.option("--configure/--no-configure", default=True,
               help="Point the project's remote `o3` at it if none is set.")
 def store_up(directory: Path | None, configure: bool) -> None:
@@ -337,7 +341,7 @@ def store_up(directory: Path | None, configure: bool) -> None:
 
 
 @store.command("down")
-@click.option("--dir", "directory", type=click.Path(path_type=Path))
+@_dir_option
 def store_down(directory: Path | None) -> None:
     """Stop the local store (SIGTERM, then SIGKILL after 10 s).
 
@@ -352,7 +356,7 @@ def store_down(directory: Path | None) -> None:
 
 
 @store.command("status")
-@click.option("--dir", "directory", type=click.Path(path_type=Path))
+@_dir_option
 def store_status(directory: Path | None) -> None:
     """Say whether the local store runs, and where (exit 0 if it runs, 1 if not).
 
@@ -371,7 +375,7 @@ def store_status(directory: Path | None) -> None:
 
 
 @store.command("env")
-@click.option("--dir", "directory", type=click.Path(path_type=Path))
+@_dir_option
 def store_env(directory: Path | None) -> None:
     """Print shell exports so DVC, boto3 and the aws CLI reach the local store.
 
@@ -478,6 +482,8 @@ def push(run_id: str | None) -> None:
     click.echo(f"pushed run {rep.run_id}: {rep.dvc_files_pushed} DVC objects, {rep.uploaded_files} "
                f"index files ({rep.uploaded_bytes} bytes), {rep.skipped_files} already there; "
                f"run index at {rep.index_url}")
+    for path in rep.repaired_objects:
+        click.echo(f"repaired {path}: the store's copy was missing or truncated and was re-uploaded")
 
 
 @main.command()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import pipeline, runs
-from .errors import ConfigError, MissingFileError, NotFoundError
+from .errors import ConfigError, MissingFileError, NotFoundError, StoreError
 from .fsutil import sha256_file
 from .layout import ModelLayout, run_index_prefix, srs_key
 from .manifest import ArtifactEntry, Manifest, parse_manifest
@@ -29,6 +29,7 @@ class PushReport:
     run_id: str
     index_url: str
     dvc_files_pushed: int
+    repaired_objects: list[str]
     uploaded_files: int
     uploaded_bytes: int
     skipped_files: int
@@ -71,6 +72,7 @@ def push_run(root: Path, run_id: str, store: Store | None = None) -> PushReport:
     ref, manifest = runs.load_manifest(root, run_id)
     before = (store.stats.uploaded_files, store.stats.uploaded_bytes, store.stats.skipped_files)
     dvc_files = pipeline.push_rev(root, ref.commit, runs.head_commit(root) == ref.commit)
+    repaired = _check_dvc_objects(root, store, manifest)
 
     from . import srs as srs_mod
 
@@ -91,12 +93,38 @@ def push_run(root: Path, run_id: str, store: Store | None = None) -> PushReport:
     store.put_bytes(runs.read_at(root, ref.commit, ref.manifest_path), f"{prefix}/manifest.json")
     return PushReport(
         run_id=run_id,
+        repaired_objects=repaired,
         index_url=f"s3://{store.bucket}/{store.key(prefix)}/",
         dvc_files_pushed=dvc_files,
         uploaded_files=store.stats.uploaded_files - before[0],
         uploaded_bytes=store.stats.uploaded_bytes - before[1],
         skipped_files=store.stats.skipped_files - before[2],
     )
+
+
+def _check_dvc_objects(root: Path, store: Store, manifest: Manifest) -> list[str]:
+    """After `dvc push`, check that every DVC object of the run is in the store at its full size,
+    and re-upload (from the local copy, sha256-checked) any that is missing or of another size.
+
+    An interrupted upload must never leave the run looking pushed; DVC only checks existence.
+    """
+    repaired = []
+    for entry in manifest.artifacts:
+        if not entry.object_key:
+            continue
+        head = store.head(entry.object_key)
+        if head is not None and int(head.get("ContentLength", -1)) == entry.size:
+            continue
+        store.put_file(local_copy(root, entry), entry.object_key, sha256=entry.sha256, force=True)
+        head = store.head(entry.object_key)
+        if head is None or int(head.get("ContentLength", -1)) != entry.size:
+            raise StoreError(
+                f"{entry.object_key} ({entry.path}) is not in the store at its full size "
+                f"{entry.size} after pushing run {manifest.run_id}",
+                "Retry `zkml-dvc push RUN_ID`; if it persists, the store is losing writes.",
+            )
+        repaired.append(entry.path)
+    return repaired
 
 
 def fetch_manifest(store: Store, project: str, run_id: str,

@@ -53,6 +53,10 @@ def _now() -> datetime:
 @contextlib.contextmanager
 def _outputs(*paths: Path) -> Iterator[list[Path]]:
     """Temp paths for several outputs, all renamed into place only if the block succeeds."""
+    for p in paths:
+        # A stage killed with SIGKILL cannot clean up; DVC's repo lock means no other writer.
+        for stale in Path(p).parent.glob(f".{Path(p).name}.*.incomplete"):
+            stale.unlink(missing_ok=True)
     with contextlib.ExitStack() as stack:
         tmps = [stack.enter_context(atomic_path(p)) for p in paths]
         for t in tmps:

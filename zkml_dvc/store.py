@@ -280,14 +280,15 @@ class Store:
         )
 
     def put_file(self, path: Path, rel: str, sha256: str | None = None,
-                 metadata: dict[str, str] | None = None) -> bool:
-        """Upload ``path`` to ``rel`` unless an object with the same sha256 is already there.
+                 metadata: dict[str, str] | None = None, force: bool = False) -> bool:
+        """Upload ``path`` to ``rel`` unless an object with the same sha256 is already there
+        (``force``: upload anyway, to replace a damaged copy whose metadata still looks right).
 
         Returns True if bytes were sent. A failed multipart upload is aborted by boto3's transfer
         manager, so no partial object ever appears under the key.
         """
         sha = sha256 or sha256_file(path)
-        existing = self.head(rel)
+        existing = None if force else self.head(rel)
         if existing and existing.get("Metadata", {}).get(SHA_META) == sha:
             self.stats.skipped_files += 1
             return False
@@ -384,7 +385,7 @@ class Store:
             if actual != want:
                 raise IntegrityError(f"{rel} from the store", want, actual)
         self.stats.downloaded_files += 1
-        self.stats.downloaded_bytes += size
+        self.stats.downloaded_bytes += (target if use_cache else dest).stat().st_size
         if use_cache:
             _copy_into(target, dest)
         return dest

@@ -122,6 +122,9 @@ def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_serve
                                                      "sha256 vk.key", "ezkl verify"}
     got = s3_server.guard.log.get_keys
     assert m.artifact(LAY.pk).object_key not in got and not any("pk" in k for k in got)
+    _, produced_m = load_manifest(produced.root, "r1")
+    kit = sum(produced_m.artifact(p).size for p in (LAY.proof, LAY.settings, LAY.vk))
+    assert report["bytes_downloaded"] == kit + produced_m.srs.size
     assert report["bytes_downloaded"] < 0.05 * report["run_bytes_total"]
     assert not (Path(env["HOME"]) / ".ezkl").exists()
 
@@ -341,3 +344,45 @@ def test_python_api_example_in_docs_runs_as_written(produced: Produced, s3_serve
     assert all(not k.startswith("srs/") for k in put)
     got = s3_server.guard.log.get_keys
     assert m.artifact(LAY.pk).object_key not in got, "the pk was not downloaded"
+
+
+def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path):
+    env = _machine(tmp_path, s3_server)
+    c = s3_server.client()
+
+    def check(res, code, needle):
+        assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+        assert needle in res.stderr and "Traceback" not in res.stderr
+
+    repo = clone(produced.root, tmp_path / "clone")
+    check(cli("stage", "nope", "--model", "mlp", cwd=repo, env=env), 8, "unknown stage 'nope'")
+    check(cli("resume", "r1", "--from", "nope", cwd=repo, env=env), 8, "unknown stage 'nope'")
+    check(cli("remote", "set", "s3://Bad_Bucket/x", cwd=repo, env=env), 2,
+          "bucket name 'Bad_Bucket' is not accepted by O3")
+    # a workspace at another commit: pull refuses instead of mixing runs
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "later"], cwd=repo, check=True)
+    check(cli("pull", "r1", cwd=repo, env=env), 6, "git checkout runs/testproj/r1")
+
+    # an SRS whose bytes do not match its hash
+    b = _copy_bucket(s3_server, produced.bucket)
+    _, m = load_manifest(produced.root, "r1")
+    key = f"srs/{m.srs.sha256}"
+    head = c.head_object(Bucket=b, Key=key)
+    c.put_object(Bucket=b, Key=key, Body=b"\1" * head["ContentLength"], Metadata=head["Metadata"])
+    empty = tmp_path / "e"
+    empty.mkdir()
+    check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
+          4, f"integrity check failed for {key}")
+
+    # a manifest copied in from another project, and one that is not JSON
+    src = f"{run_index_prefix('testproj', 'r1')}/manifest.json"
+    c.copy_object(Bucket=b, Key="projects/other/runs/r1/manifest.json",
+                  CopySource={"Bucket": b, "Key": src})
+    check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "other", cwd=empty, env=env),
+          4, "names run r1 of project testproj")
+    from zkml_dvc.fsutil import sha256_bytes
+
+    junk = b"{not json"
+    c.put_object(Bucket=b, Key=src, Body=junk, Metadata={"sha256": sha256_bytes(junk)})
+    check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
+          2, "is invalid")
