@@ -104,14 +104,3 @@ def confined(root: Path, relative: str) -> Path:
     if not resolved.is_relative_to(root.resolve()):
         raise InputError(f"refusing path {relative!r}: it resolves outside {root}", "")
     return resolved
-
-
-def place_file(src: Path, dest: Path) -> None:
-    """Put a copy of ``src`` at ``dest`` atomically.
-
-    A copy, never a hard link: ezkl rewrites files in place, which would corrupt a linked cache blob.
-    """
-    import shutil
-
-    with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)

@@ -19,6 +19,7 @@ Endpoint: --endpoint, then AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, then the remo
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()/]+$")
 SHA_META = "sha256"
 MAX_SMALL_OBJECT = 64 * 1024 * 1024  # manifests and index files are read into memory up to this
+DOWNLOAD_CHUNK = 8 * 1024 * 1024
 READ_AFTER_WRITE_DELAYS = (0.2, 0.5)  # seconds between HeadObject retries of a 404 on reads
 
 
@@ -359,7 +361,7 @@ class Store:
             cached = blob_path(expected_sha256)
             if cached.exists() and sha256_file(cached) == expected_sha256:
                 self.stats.cache_hits += 1
-                _copy_into(cached, dest)
+                _link_into(cached, dest)
                 return dest
         head = self.head_after_write(rel)
         if head is None:
@@ -371,24 +373,48 @@ class Store:
         size = int(head.get("ContentLength", 0))
         target = blob_path(want) if use_cache else dest
         advance, done = _progress(size, f"download {Path(rel).name}")
-        from botocore.exceptions import BotoCoreError, ClientError
 
         with atomic_path(target) as tmp:
             try:
-                self.client.download_file(self.bucket, self.key(rel), str(tmp),
-                                          Config=self._transfer_config(), Callback=advance)
-            except (ClientError, BotoCoreError) as exc:
-                raise self._error(exc, f"download {rel}") from None
+                actual = self._stream_to(tmp, rel, advance)
             finally:
                 done()
-            actual = sha256_file(tmp)
             if actual != want:
                 raise IntegrityError(f"{rel} from the store", want, actual)
         self.stats.downloaded_files += 1
-        self.stats.downloaded_bytes += (target if use_cache else dest).stat().st_size
+        self.stats.downloaded_bytes += target.stat().st_size
         if use_cache:
-            _copy_into(target, dest)
+            _link_into(target, dest)
         return dest
+
+    def _stream_to(self, tmp: Path, rel: str, advance: Callable[[int], None] | None) -> str:
+        """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory).
+
+        A body cut short mid-stream is retried from the start (botocore retries only the request).
+        Returns the sha256 of what was written.
+        """
+        import hashlib
+
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        attempts = env.get_int(env.MAX_ATTEMPTS, 5)
+        for attempt in range(1, attempts + 1):
+            h = hashlib.sha256()
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=self.key(rel))
+                with open(tmp, "wb") as fh:
+                    for chunk in resp["Body"].iter_chunks(DOWNLOAD_CHUNK):
+                        fh.write(chunk)
+                        h.update(chunk)
+                        if advance:
+                            advance(len(chunk))
+                return h.hexdigest()
+            except ClientError as exc:
+                raise self._error(exc, f"download {rel}") from None
+            except BotoCoreError as exc:  # connection dropped or body truncated mid-stream
+                if attempt == attempts:
+                    raise self._error(exc, f"download {rel}") from None
+        raise AssertionError("unreachable")
 
     # ---- SRS ----------------------------------------------------------------------------------
     def find_srs(self, source: str, logrows: int) -> str | None:
@@ -422,11 +448,20 @@ class Store:
         )
 
 
-def _copy_into(src: Path, dest: Path) -> None:
-    if src.resolve() == dest.resolve():
+def _link_into(src: Path, dest: Path) -> None:
+    """Place a cache blob at ``dest``: a hard link (no copy) where possible.
+
+    Safe because every cache hit re-checks the blob's sha256 before it is used, and our own
+    writers replace files by rename, never in place.
+    """
+    if dest.exists() and src.resolve() == dest.resolve():
         return
     with atomic_path(dest) as tmp:
-        shutil.copyfile(src, tmp)
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 # ---- finding the project's store ------------------------------------------------------------
