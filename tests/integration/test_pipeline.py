@@ -212,3 +212,17 @@ def test_repository_pipeline_proves_the_digits_classifier(tmp_path: Path):
     assert m.model_facts.inputs[0].shape == [1, 64]
     report = json.loads((root / "artifacts/digits/reports/verify.json").read_text())
     assert report["verified"] is True
+
+
+def test_dvc_sees_exactly_the_repository_pipeline():
+    """DVC collects every dvc.yaml in a repo: the packaged template and scratch projects must be
+    ignored, or `dvc repro` in the repository fails to parse."""
+    from tests.conftest import REPO
+
+    res = subprocess.run(["dvc", "stage", "list"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    names = {line.split()[0] for line in res.stdout.splitlines() if line.strip()}
+    from zkml_dvc.params import load_params
+
+    expected = {f"{s}@{m}" for s in STAGES for m in load_params(REPO).models}
+    assert names == expected
