@@ -7,12 +7,14 @@ ezkl is imported inside the functions so that `zkml-dvc --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import env
 from .errors import EzklError, ProofInvalidError
 from .params import RunArgs
 
@@ -39,9 +41,31 @@ def _shown(path: Path | str) -> str:
         return str(shown)
 
 
+@contextlib.contextmanager
+def _ezkl_lock() -> Iterator[None]:
+    """Exclusive lock on ezkl's directory for the length of one ezkl call.
+
+    ezkl caches lookup tables in $EZKL_REPO_PATH/cache (default ~/.ezkl/cache) with no locking of
+    its own: two processes filling it at once fail with "[tensor] load error: No such file or
+    directory". Runs on one machine therefore take turns per ezkl step (one step already uses
+    every core); processes with different EZKL_REPO_PATHs do not wait for each other.
+    """
+    import fcntl
+
+    repo = Path(env.get(env.EZKL_REPO_PATH) or Path.home() / ".ezkl")
+    repo.mkdir(parents=True, exist_ok=True)
+    with open(repo / ".zkml-dvc.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _call(step: str, files: Mapping[str, Path | str], fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
-        return fn(*args, **kwargs)
+        with _ezkl_lock():
+            return fn(*args, **kwargs)
     except (RuntimeError, OSError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EzklError(step, {k: _shown(v) for k, v in files.items()}, detail) from exc
@@ -180,7 +204,9 @@ def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> None:
 
     files = {"proof": proof, "settings": settings, "vk": vk, "srs": srs}
     try:
-        ok = ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs), reduced_srs=False)
+        with _ezkl_lock():
+            ok = ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs),
+                             reduced_srs=False)
     except (RuntimeError, OSError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ProofInvalidError(
