@@ -39,10 +39,14 @@ def own_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("ZKML_DVC_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(params=["s3", "dir"])
+@pytest.fixture(params=["s3", "dir", "memory"])
 def base(request, tmp_path: Path, monkeypatch) -> str:
     if request.param == "dir":
         return str(tmp_path / "artifact-store")
+    if request.param == "memory":  # any other fsspec filesystem, with no change to the code
+        import secrets
+
+        return f"memory://store-{secrets.token_hex(4)}"
     s3: S3Server = request.getfixturevalue("s3_server")
     bucket = request.getfixturevalue("bucket")
     for k, v in s3.env().items():
