@@ -193,16 +193,32 @@ def stage(ctx: click.Context, name: str, model: str) -> None:
 
 # ---- runs / show / diff ----------------------------------------------------------------------
 @main.command("runs")
-@click.option("--project", help="Only this project's runs.")
+@click.option("--project", help="Only this project's runs (required with --store).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def runs_cmd(project: str | None, as_json: bool) -> None:
-    """List runs (from the git tags runs/<project>/<run_id>).
+@click.option("--store", "store_url", help="List the runs in the store's index instead: "
+              "s3://BUCKET/PREFIX (no clone needed).")
+@click.option("--endpoint", help="S3 endpoint (with --store).")
+def runs_cmd(project: str | None, as_json: bool, store_url: str | None,
+             endpoint: str | None) -> None:
+    """List runs (from the git tags runs/<project>/<run_id>, or from a store's run index).
 
     \b
-    Example:
+    Examples:
       zkml-dvc runs --project zkml-demo
+      zkml-dvc runs --store s3://zkml-dvc --project zkml-demo --endpoint URL
     """
     from .runs import list_runs
+
+    if store_url:
+        from .errors import InputError
+        from .run_index import list_store_runs
+        from .store import store_from_config
+
+        if not project:
+            raise InputError("--project is required with --store", "Pass --project PROJECT_ID.")
+        ids = list_store_runs(store_from_config(store_url, endpoint), project)
+        click.echo(json.dumps(ids) if as_json else "\n".join(ids))
+        return
 
     refs = list_runs(_root(), project)
     if as_json:

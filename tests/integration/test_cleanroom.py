@@ -140,6 +140,10 @@ def test_store_only_verification_needs_no_clone(produced: Produced, s3_server: S
     assert "VALID" in res.stdout
     report = json.loads((empty / "verify-r1.json").read_text())
     assert report["mode"] == "store-only"
+    listed = cli("runs", "--store", f"s3://{produced.bucket}", "--project", "testproj", "--json",
+                 cwd=empty, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "r1" in json.loads(listed.stdout)
 
 
 def test_pull_for_verify_restores_exactly_the_kit(produced: Produced, s3_server: S3Server,
