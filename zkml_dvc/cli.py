@@ -553,8 +553,15 @@ def verify(run_id: str, store_url: str | None, project: str | None, endpoint: st
     else:
         root = _root()
         report = report or root / ".dvc" / "tmp" / "zkml-dvc" / f"verify-{run_id}.json"
-    rep = do_verify(run_id, root=root, store=st, project=project,
-                    manifest_sha256=manifest_sha256, report_path=report)
+    from .errors import IntegrityError, ProofInvalidError
+
+    try:
+        rep = do_verify(run_id, root=root, store=st, project=project,
+                        manifest_sha256=manifest_sha256, report_path=report)
+    except (ProofInvalidError, IntegrityError) as exc:
+        verdict = "INVALID" if isinstance(exc, ProofInvalidError) else "INTEGRITY FAILURE"
+        click.echo(f"{verdict}: run {run_id}: {exc.message}")  # the verdict line on stdout
+        raise
     click.echo(f"VALID: run {rep.run_id} ({rep.model}) verified in a clean room from "
                f"{rep.files_downloaded} files, {rep.bytes_downloaded} bytes; report {report}")
 

@@ -208,8 +208,9 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     head = c.head_object(Bucket=b1, Key=f"{prefix}/vk.key")
     c.put_object(Bucket=b1, Key=f"{prefix}/vk.key", Body=b"\0" * head["ContentLength"],
                  Metadata=head["Metadata"])
-    check(cli("verify", "r1", cwd=fresh_clone_on(b1, "c1"), env=env), 4,
-          f"integrity check failed for {prefix}/vk.key")
+    corrupted = cli("verify", "r1", cwd=fresh_clone_on(b1, "c1"), env=env)
+    check(corrupted, 4, f"integrity check failed for {prefix}/vk.key")
+    assert corrupted.stdout.startswith("INTEGRITY FAILURE: run r1")
 
     # 2. a tampered proof whose stored hash was updated to match: the manifest in git catches it
     b2 = _copy_bucket(s3_server, produced.bucket)
@@ -241,8 +242,10 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     empty.mkdir()
     check(cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj",
               "--manifest-sha256", original_sha, cwd=empty, env=env), 4, "manifest.json")
-    check(cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj", cwd=empty,
-              env=env), 3, "the proof does not verify")
+    invalid = cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj", cwd=empty,
+                  env=env)
+    check(invalid, 3, "the proof does not verify")
+    assert invalid.stdout.startswith("INVALID: run r1")
 
     # 4. a tampered vk (hash updated) in a clone
     b3 = _copy_bucket(s3_server, produced.bucket)
