@@ -336,9 +336,7 @@ class Store:
         if head.get("ContentLength", 0) > MAX_SMALL_OBJECT:
             raise IntegrityError(f"{rel} (unexpectedly large: {head['ContentLength']} bytes)",
                                  expected_sha256 or "", "")
-        resp = self._call(f"download {rel}", self.client.get_object, Bucket=self.bucket,
-                          Key=self.key(rel))
-        data = resp["Body"].read()
+        data = self._read_all(rel)
         want = expected_sha256 or head.get("Metadata", {}).get(SHA_META)
         actual = sha256_bytes(data)
         if not want or actual != want:
@@ -386,6 +384,22 @@ class Store:
         if use_cache:
             _link_into(target, dest)
         return dest
+
+    def _read_all(self, rel: str) -> bytes:
+        """GetObject's whole body, retried from the start if the body is cut short."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        attempts = env.get_int(env.MAX_ATTEMPTS, 5)
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=self.key(rel))
+                return bytes(resp["Body"].read())
+            except ClientError as exc:
+                raise self._error(exc, f"download {rel}") from None
+            except BotoCoreError as exc:  # connection dropped or body truncated mid-stream
+                if attempt == attempts:
+                    raise self._error(exc, f"download {rel}") from None
+        raise AssertionError("unreachable")
 
     def _stream_to(self, tmp: Path, rel: str, advance: Callable[[int], None] | None) -> str:
         """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory).

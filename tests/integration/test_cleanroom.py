@@ -2,6 +2,7 @@
 new HOME per "machine": cold start, clean-room verification, resume mid-way, integrity."""
 
 import json
+import os
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -393,3 +394,65 @@ def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path
     c.put_object(Bucket=b, Key=src, Body=junk, Metadata={"sha256": sha256_bytes(junk)})
     check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
           2, "is invalid")
+
+
+def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Server,
+                                           tmp_path: Path, monkeypatch):
+    """Every 3rd request meets a fault (503 SlowDown, 500, reset, half a body, latency): the store
+    client, the artifact API, `pull` and store-only `verify` finish after retries, and every file
+    they hand back has the right sha256 (no corrupted artifact is ever accepted)."""
+    from tests.conftest import make_store
+    from tests.integration.test_artifacts import Bundle
+    from zkml_dvc.artifacts import pull as art_pull
+    from zkml_dvc.artifacts import push as art_push
+
+    env = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("ZKML_DVC_MULTIPART_THRESHOLD", str(6 * 1024 * 1024))
+    monkeypatch.setenv("ZKML_DVC_MULTIPART_CHUNKSIZE", str(5 * 1024 * 1024))
+    guard = s3_server.guard
+    guard.log.reset()
+    guard.fault_every = 3
+    completed = mismatches = 0
+    try:
+        st = make_store(s3_server, produced.bucket, "faults")
+        for i, size in enumerate((1_000, 300_000, 12 * 1024 * 1024)):
+            src = tmp_path / f"f{i}.bin"
+            src.write_bytes(os.urandom(size))
+            st.put_file(src, f"f{i}.bin")
+            out = st.get_file(f"f{i}.bin", tmp_path / "dl" / f"f{i}.bin", sha256_file(src),
+                              use_cache=False)
+            mismatches += sha256_file(out) != sha256_file(src)
+            completed += 2
+        src_dir = tmp_path / "bundle"
+        (src_dir / "a").mkdir(parents=True)
+        (src_dir / "main.bin").write_bytes(os.urandom(200_000))
+        (src_dir / "a" / "p.json").write_text("{}")
+        bundle = Bundle(main=src_dir / "main.bin", shards=[src_dir / "a" / "p.json"], note="n",
+                        epochs=1)
+        art_push(bundle, f"s3://{produced.bucket}/faults/bundle")
+        got = art_pull(Bundle, f"s3://{produced.bucket}/faults/bundle", dest=tmp_path / "art")
+        mismatches += sha256_file(got.main) != sha256_file(bundle.main)
+        completed += 2
+        repo = clone(produced.root, tmp_path / "clone")
+        res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
+        assert res.returncode == 0, res.stderr
+        _, m = load_manifest(repo, "r1")
+        for p in (LAY.proof, LAY.settings, LAY.vk):
+            mismatches += sha256_file(repo / p) != m.artifact(p).sha256
+        completed += 1
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        res = cli("verify", "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+                  cwd=empty, env=env)
+        assert res.returncode == 0, res.stderr
+        completed += 1
+    finally:
+        guard.fault_every = 0
+    faults = dict(guard.log.faults)
+    print(f"faults injected: {sum(faults.values())} {faults}; operations completed: {completed}; "
+          f"corrupted artifacts accepted: {mismatches}")
+    assert mismatches == 0
+    assert set(faults) == {"slowdown", "error500", "reset", "truncate", "latency"}, faults
+    assert sum(faults.values()) >= 15
