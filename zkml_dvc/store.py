@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import env
 from .errors import (
@@ -37,6 +37,7 @@ from .errors import (
 )
 from .fsutil import atomic_path, sha256_bytes, sha256_file
 
+T = TypeVar("T")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()/]+$")
 SHA_META = "sha256"
@@ -385,50 +386,42 @@ class Store:
             _link_into(target, dest)
         return dest
 
-    def _read_all(self, rel: str) -> bytes:
-        """GetObject's whole body, retried from the start if the body is cut short."""
+    def _get_body(self, rel: str, consume: Callable[[Any], T]) -> T:
+        """GetObject, handing the streaming body to ``consume``; the whole GET is retried from the
+        start when the body is cut short (botocore retries only the request itself)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         attempts = env.get_int(env.MAX_ATTEMPTS, 5)
         for attempt in range(1, attempts + 1):
             try:
                 resp = self.client.get_object(Bucket=self.bucket, Key=self.key(rel))
-                return bytes(resp["Body"].read())
+                return consume(resp["Body"])
             except ClientError as exc:
                 raise self._error(exc, f"download {rel}") from None
             except BotoCoreError as exc:  # connection dropped or body truncated mid-stream
                 if attempt == attempts:
                     raise self._error(exc, f"download {rel}") from None
         raise AssertionError("unreachable")
+
+    def _read_all(self, rel: str) -> bytes:
+        return self._get_body(rel, lambda body: bytes(body.read()))
 
     def _stream_to(self, tmp: Path, rel: str, advance: Callable[[int], None] | None) -> str:
-        """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory).
-
-        A body cut short mid-stream is retried from the start (botocore retries only the request).
-        Returns the sha256 of what was written.
-        """
+        """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory);
+        returns the sha256 of what was written."""
         import hashlib
 
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        attempts = env.get_int(env.MAX_ATTEMPTS, 5)
-        for attempt in range(1, attempts + 1):
+        def consume(body: Any) -> str:
             h = hashlib.sha256()
-            try:
-                resp = self.client.get_object(Bucket=self.bucket, Key=self.key(rel))
-                with open(tmp, "wb") as fh:
-                    for chunk in resp["Body"].iter_chunks(DOWNLOAD_CHUNK):
-                        fh.write(chunk)
-                        h.update(chunk)
-                        if advance:
-                            advance(len(chunk))
-                return h.hexdigest()
-            except ClientError as exc:
-                raise self._error(exc, f"download {rel}") from None
-            except BotoCoreError as exc:  # connection dropped or body truncated mid-stream
-                if attempt == attempts:
-                    raise self._error(exc, f"download {rel}") from None
-        raise AssertionError("unreachable")
+            with open(tmp, "wb") as fh:  # "wb": a retry starts the file over
+                for chunk in body.iter_chunks(DOWNLOAD_CHUNK):
+                    fh.write(chunk)
+                    h.update(chunk)
+                    if advance:
+                        advance(len(chunk))
+            return h.hexdigest()
+
+        return self._get_body(rel, consume)
 
     # ---- SRS ----------------------------------------------------------------------------------
     def find_srs(self, source: str, logrows: int) -> str | None:
