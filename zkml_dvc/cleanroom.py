@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from . import ezkl_adapter, pipeline, runs
+from . import chunking, ezkl_adapter, pipeline, runs
 from .errors import (
     ConfigError,
     InputError,
@@ -30,7 +30,7 @@ from .errors import (
     VersionMismatchError,
     ZkmlError,
 )
-from .fsutil import atomic_write_json, read_json, sha256_bytes, sha256_file
+from .fsutil import atomic_write_json, confined, read_json, sha256_bytes, sha256_file
 from .layout import STAGES, ModelLayout, run_index_prefix, srs_key
 from .manifest import Manifest
 from .run_index import fetch_manifest, kit_paths, require_store
@@ -52,6 +52,9 @@ class VerificationReport(BaseModel):
     verdict: Literal["valid", "invalid", "integrity-failure", "error"]
     checks: list[Check]
     hashes: dict[str, str]
+    output: list[list[str]] = Field(default_factory=list,
+                                    description="the proven output (rescaled), read from the "
+                                                "(last chunk's) proof")
     ezkl_version: str
     manifest_sha256: str
     mode: Literal["clone", "store-only"]
@@ -117,6 +120,7 @@ def verify(
     before = (store.stats.downloaded_bytes, store.stats.downloaded_files)
     verdict: Literal["valid", "invalid", "integrity-failure", "error"] = "valid"
     failure: ZkmlError | None = None
+    output: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="zkml-cleanroom-") as td:
         room = Path(td)
         files = room / "files"
@@ -124,9 +128,11 @@ def verify(
         try:
             prefix = run_index_prefix(manifest.project, run_id)
             local: dict[str, Path] = {}
-            for name, path in kit_paths(manifest.model).items():
+            for name, path in kit_paths(manifest).items():
                 entry = manifest.artifact(path)
-                local[name] = store.get_file(f"{prefix}/{name}", files / name, entry.sha256,
+                dest = confined(files, name)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                local[name] = store.get_file(f"{prefix}/{name}", dest, entry.sha256,
                                              use_cache=False)
                 hashes[name] = entry.sha256
                 checks.append(Check(name=f"sha256 {name}", ok=True, detail=entry.sha256[:16]))
@@ -134,28 +140,35 @@ def verify(
                                       manifest.srs.sha256, use_cache=False)
             hashes["srs"] = manifest.srs.sha256
             checks.append(Check(name="sha256 srs", ok=True, detail=manifest.srs.sha256[:16]))
-            _check_version(manifest, local["settings.json"])
-            checks.append(Check(name="ezkl version", ok=True, detail=ezkl_adapter.version()))
-            result = _worker(room, "verify", {
-                "proof": str(local["proof.json"]), "settings": str(local["settings.json"]),
-                "vk": str(local["vk.key"]), "srs": str(srs_file),
-            })
-            if result["ok"]:
-                checks.append(Check(name="ezkl verify", ok=True, detail="proof accepted"))
+            if manifest.chunks:
+                verdict, failure = _verify_chunked(room, manifest, local, srs_file, checks)
+                last = max(c.index for c in manifest.chunks)
+                output = chunking.claimed_output(local[f"c{last}/proof.json"])
             else:
-                checks.append(Check(name="ezkl verify", ok=False, detail=result["error"]))
-                verdict = "invalid"
-                failure = ProofInvalidError(
-                    f"run {run_id}: the proof does not verify ({result['error']})",
-                    "The proof, vk, settings or SRS in the store were altered or do not belong "
-                    "together.",
-                )
+                _check_version(manifest, local["settings.json"])
+                checks.append(Check(name="ezkl version", ok=True, detail=ezkl_adapter.version()))
+                result = _worker(room, "verify", {
+                    "proof": str(local["proof.json"]), "settings": str(local["settings.json"]),
+                    "vk": str(local["vk.key"]), "srs": str(srs_file),
+                })
+                if result["ok"]:
+                    checks.append(Check(name="ezkl verify", ok=True, detail="proof accepted"))
+                else:
+                    checks.append(Check(name="ezkl verify", ok=False, detail=result["error"]))
+                    verdict = "invalid"
+                    failure = ProofInvalidError(
+                        f"run {run_id}: the proof does not verify ({result['error']})",
+                        "The proof, vk, settings or SRS in the store were altered or do not "
+                        "belong together.",
+                    )
+                output = chunking.claimed_output(local["proof.json"])
         except IntegrityError as exc:
             checks.append(Check(name="integrity", ok=False, detail=exc.one_line()))
             verdict, failure = "integrity-failure", exc
     report = VerificationReport(
         run_id=run_id, project=manifest.project, model=manifest.model, verdict=verdict,
-        checks=checks, hashes=hashes, ezkl_version=ezkl_adapter.version(), manifest_sha256=msha,
+        checks=checks, hashes=hashes, output=output, ezkl_version=ezkl_adapter.version(),
+        manifest_sha256=msha,
         mode=mode, bytes_downloaded=store.stats.downloaded_bytes - before[0],
         files_downloaded=store.stats.downloaded_files - before[1],
         run_bytes_total=sum(a.size for a in manifest.artifacts) + manifest.srs.size,
@@ -166,6 +179,58 @@ def verify(
     if failure is not None:
         raise failure
     return report
+
+
+Verdict = Literal["valid", "invalid", "integrity-failure", "error"]
+
+
+def _verify_chunked(room: Path, manifest: Manifest, local: dict[str, Path], srs_file: Path,
+                    checks: list[Check]) -> tuple[Verdict, ZkmlError | None]:
+    """A chunked run is valid only if every chunk proof verifies (with the vk and settings the
+    manifest pins for its position: their sha256 was checked on download), every adjacent link
+    holds, and the first chunk's public input is the claimed input."""
+    link = manifest.link or "polycommit"
+    chunks = sorted(manifest.chunks, key=lambda c: c.index)
+    if [c.index for c in chunks] != list(range(len(chunks))):
+        raise InputError(f"manifest of run {manifest.run_id} lists chunks {[c.index for c in chunks]}",
+                         "The manifest is malformed; do not trust this run.")
+    failures: list[str] = []
+    for c in chunks:
+        settings = local[f"c{c.index}/settings.json"]
+        _check_version(manifest, settings)
+        result = _worker(room, "verify", {
+            "proof": str(local[f"c{c.index}/proof.json"]), "settings": str(settings),
+            "vk": str(local[f"c{c.index}/vk.key"]), "srs": str(srs_file),
+        })
+        checks.append(Check(name=f"chunk {c.index} ezkl verify", ok=result["ok"],
+                            detail="proof accepted" if result["ok"] else result["error"]))
+        if not result["ok"]:
+            failures.append(f"chunk {c.index} proof does not verify")
+    for prev, cur in zip(chunks, chunks[1:], strict=False):
+        ok, detail = chunking.check_link(
+            local[f"c{prev.index}/proof.json"], _counts(prev), local[f"c{cur.index}/proof.json"],
+            _counts(cur), link)
+        checks.append(Check(name=f"{link} link {prev.index}->{cur.index}", ok=ok, detail=detail))
+        if not ok:
+            failures.append(f"chunks {prev.index} and {cur.index} do not link ({detail})")
+    ok, detail = chunking.check_claimed_input(
+        local["c0/proof.json"], local["input.json"], chunks[0].input_visibility,
+        manifest.chunk_scale if manifest.chunk_scale is not None else 7)
+    checks.append(Check(name="claimed input", ok=ok, detail=detail))
+    if not ok:
+        failures.append("the first chunk's input is not the claimed input")
+    if failures:
+        return "invalid", ProofInvalidError(
+            f"run {manifest.run_id}: {failures[0]}" + (f" (+{len(failures) - 1} more)"
+                                                        if len(failures) > 1 else ""),
+            "A chunk proof, vk, settings or input in the store was altered or substituted.",
+        )
+    return "valid", None
+
+
+def _counts(c: Any) -> chunking.LinkCounts:
+    return chunking.LinkCounts(index=c.index, link_inputs=c.link_inputs,
+                               link_outputs=c.link_outputs)
 
 
 def _worker(room: Path, action: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +303,7 @@ def pull(root: Path, run_id: str, target: PullTarget = "verify") -> list[str]:
     restored: list[str] = []
     if target == "verify":
         prefix = run_index_prefix(manifest.project, run_id)
-        for name, path in kit_paths(manifest.model).items():
+        for name, path in kit_paths(manifest).items():
             entry = manifest.artifact(path)
             store.get_file(f"{prefix}/{name}", root / path, entry.sha256)
             restored.append(str(path))

@@ -140,19 +140,32 @@ def init(directory: Path, model: Path, input_path: Path, calibration: Path | Non
 @click.option("--run-id", help="Run id (default: a new time-sortable id).")
 @click.option("--push/--no-push", "push", default=None,
               help="Push to the remote at the end (default: if a remote is configured).")
-def run(model: str | None, run_id: str | None, push: bool | None) -> None:
+@click.option("--chunks", type=click.IntRange(1, 16),
+              help="Chunked models: prove in N linked chunks (written to params.yaml).")
+@click.option("--link", type=click.Choice(["polycommit", "hashed"]),
+              help="Chunked models: how chunks are linked (written to params.yaml).")
+@click.option("--ray-address", help="Chunked models: prove on this Ray cluster (host:port or "
+              "auto; workers read inputs from the store). Default: a local Ray instance.")
+def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | None,
+        link: str | None, ray_address: str | None) -> None:
     """Run the pipeline through DVC and record it as a run.
 
     Writes the manifest, commits dvc.lock and the manifest, tags the commit runs/<project>/<run_id>
-    and pushes artifacts and the run index when a remote is configured.
+    and pushes artifacts and the run index when a remote is configured. A model under `chunked:`
+    in params.yaml is split into linked chunks whose proofs run in parallel on Ray.
 
     \b
-    Example:
+    Examples:
       zkml-dvc run --model mlp --run-id baseline
+      zkml-dvc run --model mlp-wide --chunks 4 --ray-address auto
     """
     from .runner import run as do_run
 
-    result = do_run(_root(), model, run_id, push)
+    def progress(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    result = do_run(_root(), model, run_id, push, chunks=chunks, link=link,
+                    ray_address=ray_address, progress=progress)
     m = result.manifest
     click.echo(f"run {m.run_id}: model {m.model}, {len(result.stages_ran)} of {len(m.stages)} "
                f"stages ran, proof verified; tag {result.tag}")
@@ -165,15 +178,19 @@ def run(model: str | None, run_id: str | None, push: bool | None) -> None:
 @main.command(hidden=False)
 @click.argument("name")
 @click.option("--model", required=True, help="Model name from params.yaml.")
+@click.option("--chunk", type=int, help="Chunk index (per-chunk stages of chunked models).")
 @click.pass_context
-def stage(ctx: click.Context, name: str, model: str) -> None:
+def stage(ctx: click.Context, name: str, model: str, chunk: int | None) -> None:
     """Run one pipeline stage (called by DVC from dvc.yaml).
 
-    NAME is one of: settings, calibrate, compile, srs, setup, witness, prove, verify.
+    NAME is one of: settings, calibrate, compile, srs, setup, witness, prove, verify; for chunked
+    models chunk_plan and chunk_verify (per model) and chunk_compile, chunk_setup, chunk_witness,
+    chunk_prove (per chunk, with --chunk).
 
     \b
-    Example (what `dvc repro` runs):
+    Examples (what `dvc repro` runs):
       zkml-dvc stage prove --model mlp
+      zkml-dvc stage chunk_prove --model mlp-wide --chunk 1
     """
     from .pipeline import record_stage_error
     from .stages import run_stage
@@ -183,12 +200,36 @@ def stage(ctx: click.Context, name: str, model: str) -> None:
     os.dup2(2, 1)
     root = _root()
     try:
-        run_stage(root, name, model)
+        run_stage(root, name, model, chunk)
     except ZkmlError as exc:
         record_stage_error(root, exc.one_line())
         if env.flag(env.STAGE_QUIET) and not ctx.obj.get("verbose"):
             sys.exit(exit_code_for(exc))  # `zkml-dvc run` reports it once, naming the stage
         raise
+
+
+@main.group()
+def chunks() -> None:
+    """Chunked models (params.yaml `chunked:`; see docs/chunked.md)."""
+
+
+@chunks.command("sync")
+def chunks_sync() -> None:
+    """Regenerate params.yaml's chunk_stages table from `chunked:`.
+
+    `zkml-dvc run` does this itself; run it before a plain `dvc repro` after changing a chunked
+    model's `chunks`.
+
+    \b
+    Example:
+      zkml-dvc chunks sync && dvc repro
+    """
+    from .params import load_params, sync_chunk_stages
+
+    root = _root()
+    changed = sync_chunk_stages(root)
+    n = len(load_params(root).chunk_stages)
+    click.echo(f"chunk_stages: {n} chunk(s){' (updated)' if changed else ' (already current)'}")
 
 
 # ---- runs / show / diff ----------------------------------------------------------------------
@@ -560,10 +601,20 @@ def verify(run_id: str, store_url: str | None, project: str | None, endpoint: st
                         manifest_sha256=manifest_sha256, report_path=report)
     except (ProofInvalidError, IntegrityError) as exc:
         verdict = "INVALID" if isinstance(exc, ProofInvalidError) else "INTEGRITY FAILURE"
+        if report.exists():
+            _echo_checks(json.loads(report.read_text()).get("checks", []))
         click.echo(f"{verdict}: run {run_id}: {exc.message}")  # the verdict line on stdout
         raise
+    _echo_checks([c.model_dump() for c in rep.checks])
+    if rep.output:
+        click.echo(f"  output: {rep.output}")
     click.echo(f"VALID: run {rep.run_id} ({rep.model}) verified in a clean room from "
                f"{rep.files_downloaded} files, {rep.bytes_downloaded} bytes; report {report}")
+
+
+def _echo_checks(checks: list[dict[str, Any]]) -> None:
+    for c in checks:
+        click.echo(f"  {'ok  ' if c.get('ok') else 'FAIL'} {c.get('name')}: {c.get('detail', '')}")
 
 
 @main.command()

@@ -92,11 +92,15 @@ def gen_settings(model: Path, settings: Path, run_args: RunArgs) -> None:
 
 
 def calibrate_settings(
-    data: Path, model: Path, settings: Path, target: str, scales: list[int] | None
+    data: Path, model: Path, settings: Path, target: str, scales: list[int] | None,
+    scale_rebase_multiplier: list[int] | None = None,
 ) -> None:
     import ezkl
 
     files = {"data": data, "model": model, "settings": settings}
+    extra: dict[str, Any] = {}
+    if scale_rebase_multiplier is not None:
+        extra["scale_rebase_multiplier"] = scale_rebase_multiplier
     _require_true(
         "calibrate_settings",
         files,
@@ -109,6 +113,7 @@ def calibrate_settings(
             str(settings),
             target,
             scales=scales,
+            **extra,
         ),
     )
     canonicalize_settings(settings)
@@ -223,3 +228,17 @@ def swap_proof_commitments(proof: Path, witness: Path) -> None:
 
     files = {"proof": proof, "witness": witness}
     _call("swap_proof_commitments", files, ezkl.swap_proof_commitments, str(proof), str(witness))
+
+
+def float_to_felt(values: list[float], scale: int) -> list[str]:
+    """ezkl's quantisation of each value at ``scale``, as the field elements proofs carry."""
+    import ezkl
+
+    return [str(_call("float_to_felt", {}, ezkl.float_to_felt, float(v), scale, ezkl.PyInputType.F32))
+            for v in values]
+
+
+def poseidon_hash(felts: list[str]) -> list[str]:
+    import ezkl
+
+    return [str(h) for h in _call("poseidon_hash", {}, ezkl.poseidon_hash, felts)]

@@ -50,6 +50,28 @@ def atomic_path(dest: str | os.PathLike[str], mode: int | None = None) -> Iterat
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temp directory beside ``dest``; it replaces ``dest`` only if the block
+    succeeds (a killed writer leaves a ``.NAME.*.incomplete`` directory, swept next time)."""
+    import shutil
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.*.incomplete"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".incomplete", dir=dest.parent))
+    try:
+        yield tmp
+        old = dest.with_name(f".{dest.name}.old.incomplete")
+        if dest.exists():
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
     with atomic_path(dest, mode) as tmp:
         # Create with the final mode from the start so a secret is never world-readable.

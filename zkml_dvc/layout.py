@@ -19,15 +19,41 @@ STAGES: tuple[str, ...] = (
 )
 
 
+# A chunked model's stages (see docs/chunked.md): per model (plan, verify) and per chunk (the rest).
+CHUNK_MODEL_STAGES: tuple[str, ...] = ("chunk_plan", "chunk_verify")
+CHUNK_STAGES: tuple[str, ...] = ("chunk_compile", "chunk_setup", "chunk_witness", "chunk_prove")
+
+
 @dataclass(frozen=True)
 class ModelLayout:
-    """Repo-relative paths of one model's artifacts."""
+    """Repo-relative paths of one model's artifacts (or, with ``chunk``, of one chunk's: the same
+    taxonomy under ``artifacts/<model>/chunks/<chunk>/``)."""
 
     model: str
+    chunk: int | None = None
 
     @property
     def base(self) -> Path:
-        return Path("artifacts") / self.model
+        root = Path("artifacts") / self.model
+        return root if self.chunk is None else root / "chunks" / str(self.chunk)
+
+    def chunk_layout(self, index: int) -> ModelLayout:
+        return ModelLayout(self.model, index)
+
+    @property
+    def plan_dir(self) -> Path:
+        """A chunked model's plan: the chunk ONNX files, their settings and plan.json."""
+        return Path("artifacts") / self.model / "chunks" / "plan"
+
+    @property
+    def plan(self) -> Path:
+        return self.plan_dir / "plan.json"
+
+    def plan_onnx(self, index: int) -> Path:
+        return self.plan_dir / f"{index}.onnx"
+
+    def plan_settings(self, index: int) -> Path:
+        return self.plan_dir / f"{index}.settings.json"
 
     @property
     def settings_gen(self) -> Path:
@@ -47,7 +73,13 @@ class ModelLayout:
 
     @property
     def srs_pointer(self) -> Path:
-        return self.base / "keys" / "srs.json"
+        """One SRS per model: the chunks of a chunked model share it."""
+        return Path("artifacts") / self.model / "keys" / "srs.json"
+
+    @property
+    def chunk_input(self) -> Path:
+        """What a chunk's witness was computed from (the previous chunk's outputs)."""
+        return self.base / "proofs" / "input.json"
 
     @property
     def pk(self) -> Path:
@@ -105,6 +137,7 @@ _KINDS: dict[str, tuple[Category, bool]] = {
     "witness.json": ("proofs", True),
     "proof.json": ("proofs", False),
     "verify.json": ("reports", False),
+    "plan": ("circuits", True),
 }
 
 
@@ -119,11 +152,12 @@ def classify(path: Path) -> tuple[Category, bool]:
 
 
 def check_stage(stage: str) -> str:
-    if stage not in STAGES:
+    if stage not in STAGES + CHUNK_MODEL_STAGES + CHUNK_STAGES:
         from .errors import NotFoundError
 
         raise NotFoundError(
-            f"unknown stage {stage!r}", f"Use one of: {', '.join(STAGES)}."
+            f"unknown stage {stage!r}",
+            f"Use one of: {', '.join(STAGES + CHUNK_MODEL_STAGES + CHUNK_STAGES)}.",
         )
     return stage
 

@@ -65,6 +65,20 @@ class ArtifactEntry(BaseModel):
         return v
 
 
+class ChunkEntry(BaseModel):
+    """One chunk of a chunked run: where it was cut, how it links, what the verifier pins."""
+
+    index: int = Field(ge=0)
+    input_tensor: str
+    output_tensor: str
+    input_visibility: str
+    output_visibility: str
+    link_inputs: int = Field(ge=0, description="link values (commitment points or hashes) for "
+                                               "the chunk's input in its proof")
+    link_outputs: int = Field(ge=0, description="link values for the chunk's output")
+    prove_seconds: float | None = Field(default=None, description="None if DVC had it cached")
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,7 +96,10 @@ class Manifest(BaseModel):
     srs: SrsPointer
     stages: list[StageRun]
     artifacts: list[ArtifactEntry]
-    chunks: list[dict[str, Any]] = Field(default_factory=list)
+    link: Literal["polycommit", "hashed"] | None = Field(
+        default=None, description="how a chunked run's chunks are linked (None: not chunked)")
+    chunk_scale: int | None = Field(default=None, description="the one scale of every chunk")
+    chunks: list[ChunkEntry] = Field(default_factory=list)
 
     def artifact(self, path: str | Path) -> ArtifactEntry:
         for a in self.artifacts:

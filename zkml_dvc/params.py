@@ -72,6 +72,60 @@ class ModelParams(BaseModel):
     scales: list[int] | None = None
 
 
+LinkMode = Literal["polycommit", "hashed"]
+# The visibility each link mode gives the tensor between two chunks (output of one, input of next).
+LINK_VISIBILITY: dict[str, str] = {"polycommit": "polycommit", "hashed": "hashed/public"}
+
+
+class ChunkedModelParams(ModelParams):
+    """A model proved as ``chunks`` consecutive pieces, linked so a verifier knows they fit.
+
+    run_args' input visibility applies to the first chunk, its output visibility to the last; the
+    tensors between chunks get the link's visibility. ``scales`` must pin one scale (all chunks use
+    it, with scale_rebase_multiplier 1, so an intermediate has the same scale on both sides).
+    """
+
+    chunks: int = Field(default=2, ge=1, le=16)
+    link: LinkMode = "polycommit"
+    boundaries: list[str] = Field(
+        default_factory=list,
+        description="tensor names to cut after (chunks - 1 of them); empty: balance by rows",
+    )
+
+    @field_validator("scales")
+    @classmethod
+    def _one_scale(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(v) != 1:
+            raise ValueError("a chunked model pins one scale for all chunks: give exactly one")
+        return v
+
+
+class ChunkStage(BaseModel):
+    """One entry of the generated ``chunk_stages`` table that dvc.yaml's per-chunk stages expand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    index: int = Field(ge=0)
+    data: str = Field(description="what the chunk's witness reads: the model input for chunk 0, "
+                                  "the previous chunk's witness after that")
+
+
+def chunk_key(model: str, index: int) -> str:
+    return f"{model}-c{index}"
+
+
+def chunk_stage_table(chunked: dict[str, ChunkedModelParams]) -> dict[str, ChunkStage]:
+    from .layout import ModelLayout
+
+    table: dict[str, ChunkStage] = {}
+    for name, cp in sorted(chunked.items()):
+        for i in range(cp.chunks):
+            data = cp.input if i == 0 else str(ModelLayout(name, i - 1).witness)
+            table[chunk_key(name, i)] = ChunkStage(model=name, index=i, data=data)
+    return table
+
+
 class SrsPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,6 +141,9 @@ class Params(BaseModel):
     default_model: str
     srs: SrsPolicy = SrsPolicy()
     models: dict[str, ModelParams]
+    chunked: dict[str, ChunkedModelParams] = Field(default_factory=dict)
+    # Generated from `chunked` by zkml-dvc (`zkml-dvc run` and `zkml-dvc chunks sync` rewrite it).
+    chunk_stages: dict[str, ChunkStage] = Field(default_factory=dict)
 
     @field_validator("project")
     @classmethod
@@ -102,16 +159,38 @@ class Params(BaseModel):
             check_name(name, "model name")
         return v
 
+    @field_validator("chunked")
+    @classmethod
+    def _chunked(cls, v: dict[str, ChunkedModelParams]) -> dict[str, ChunkedModelParams]:
+        for name, cp in v.items():
+            check_name(name, "model name")
+            if cp.boundaries and len(cp.boundaries) != cp.chunks - 1:
+                raise ValueError(f"model {name}: {cp.chunks} chunks need {cp.chunks - 1} "
+                                 f"boundaries, got {len(cp.boundaries)}")
+        return v
+
     def model(self, name: str | None) -> tuple[str, ModelParams]:
-        """The named model (or the default one); NotFoundError names the known ones."""
+        """The named model (or the default one), monolithic or chunked; NotFoundError names the
+        known ones."""
         chosen = name or self.default_model
-        if chosen not in self.models:
-            known = ", ".join(sorted(self.models))
-            raise NotFoundError(
-                f"unknown model {chosen!r} in {PARAMS_FILE}",
-                f"Use one of: {known} (or add it under `models:` in {PARAMS_FILE}).",
+        if chosen in self.models:
+            return chosen, self.models[chosen]
+        if chosen in self.chunked:
+            return chosen, self.chunked[chosen]
+        known = ", ".join(sorted({*self.models, *self.chunked}))
+        raise NotFoundError(
+            f"unknown model {chosen!r} in {PARAMS_FILE}",
+            f"Use one of: {known} (or add it under `models:` in {PARAMS_FILE}).",
+        )
+
+    def chunked_model(self, name: str) -> ChunkedModelParams:
+        """The chunked model ``name``; InputError if it is missing or not chunked."""
+        if name not in self.chunked:
+            raise InputError(
+                f"model {name!r} is not a chunked model in {PARAMS_FILE}",
+                f"Declare it under `chunked:` in {PARAMS_FILE} (see docs/chunked.md).",
             )
-        return chosen, self.models[chosen]
+        return self.chunked[name]
 
 
 def load_params(root: Path) -> Params:
@@ -137,9 +216,45 @@ def parse_params(raw: object, source: str) -> Params:
         raise InputError(
             f"{source}: {loc}: {err['msg']}", f"Fix `{loc}` in {source}."
         ) from None
-    if params.default_model not in params.models:
+    if params.default_model not in params.models and params.default_model not in params.chunked:
         raise InputError(
             f"{source}: default_model {params.default_model!r} is not under `models:`",
             f"Set default_model to one of: {', '.join(sorted(params.models))}.",
         )
+    both = sorted(set(params.models) & set(params.chunked))
+    if both:
+        raise InputError(
+            f"{source}: model {both[0]!r} is under both `models:` and `chunked:`",
+            "Give the chunked variant its own name (its artifacts live under artifacts/<name>/).",
+        )
     return params
+
+
+def sync_chunk_stages(root: Path, overrides: dict[str, dict[str, object]] | None = None) -> bool:
+    """Rewrite params.yaml's generated ``chunk_stages`` table from ``chunked`` (after applying
+    ``overrides``: {model: {field: value}}), keeping comments; True if the file changed."""
+    from dvc.utils.serialize import modify_yaml
+
+    path = root / PARAMS_FILE
+    params = load_params(root)
+    before = path.read_bytes()
+    with modify_yaml(path) as data:
+        for model, fields in (overrides or {}).items():
+            params.chunked_model(model)
+            for key, value in fields.items():
+                data["chunked"][model][key] = value
+        merged = parse_params(_plain(data), str(path))
+        data["chunk_stages"] = {
+            k: v.model_dump() for k, v in chunk_stage_table(merged.chunked).items()
+        }
+    del params
+    return path.read_bytes() != before
+
+
+def _plain(data: object) -> object:
+    """ruamel's commented maps as plain dicts/lists (for validation)."""
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data

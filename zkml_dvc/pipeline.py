@@ -71,6 +71,14 @@ def stage_name(stage: str, model: str) -> str:
 def repro(root: Path, model: str, force_stage: str | None = None) -> None:
     """Reproduce ``model``'s pipeline up to `verify`; with ``force_stage``, re-run that stage
     (and so everything after it) even if DVC thinks it is up to date."""
+    repro_targets(root, [stage_name("verify", model)],
+                  stage_name(force_stage, model) if force_stage else None, what=f"pipeline of {model}")
+
+
+def repro_targets(root: Path, targets: list[str], force: str | None = None,
+                  what: str = "pipeline") -> None:
+    """`dvc repro` of ``targets`` (with their upstream stages); ``force`` re-runs that one stage
+    first even if DVC thinks it is up to date."""
     from dvc.exceptions import DvcException
 
     last_error = root / LAST_ERROR
@@ -78,15 +86,37 @@ def repro(root: Path, model: str, force_stage: str | None = None) -> None:
     os.environ[env.STAGE_QUIET] = "1"
     with open_repo(root) as repo:
         try:
-            if force_stage:
-                repo.reproduce(stage_name(force_stage, model), force=True, single_item=True)
-            repo.reproduce(stage_name("verify", model))
+            if force:
+                repo.reproduce(force, force=True, single_item=True)
+            for target in targets:
+                repo.reproduce(target)
         except DvcException as exc:
-            detail = last_error.read_text().strip() if last_error.exists() else str(exc)
-            failed = _failed_stage(str(exc)) or f"pipeline of {model}"
+            detail = last_error.read_text().strip() if last_error.exists() else _dvc_reason(exc)
+            failed = _failed_stage(str(exc)) or what
             raise PipelineError(
                 f"stage {failed} failed: {detail}",
                 "Fix the cause, then re-run `zkml-dvc run`: finished stages are not redone.",
+            ) from exc
+
+
+def commit_stages(root: Path, names: list[str]) -> None:
+    """`dvc commit` of stages whose outputs were made outside `dvc repro` (the Ray proofs)."""
+    with open_repo(root) as repo:
+        for name in names:
+            repo.commit(name, force=True)
+
+
+def push_targets(root: Path, targets: list[str]) -> int:
+    """`dvc push` of the given outputs (what remote workers will read)."""
+    from dvc.exceptions import DvcException
+
+    with open_repo(root) as repo:
+        try:
+            return int(repo.push(targets=targets, remote=REMOTE_NAME) or 0)
+        except DvcException as exc:
+            raise StoreError(
+                f"dvc push to remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
+                "Check the endpoint and credentials (`zkml-dvc remote show`), then retry.",
             ) from exc
 
 

@@ -74,6 +74,8 @@ def init(
             "calibration_target": "resources",
             "scales": None,
         }},
+        "chunked": {},  # chunked models (docs/chunked.md); dvc.yaml's chunk stages expand these
+        "chunk_stages": {},
     }
     parse_params(raw, "params.yaml")  # validate before writing anything
 

@@ -3,6 +3,8 @@
     <root>/projects/<project>/runs/<run_id>/manifest.json   written last: its presence means complete
     <root>/projects/<project>/runs/<run_id>/{dvc.lock,params.yaml,dvc.yaml}
     <root>/projects/<project>/runs/<run_id>/{proof.json,settings.json,vk.key}   the verification kit
+    <root>/projects/<project>/runs/<run_id>/{input.json,c<i>/{proof.json,settings.json,vk.key}}
+                                                            ... of a chunked run
     <root>/srs/<sha256>                                     each SRS once, shared by all runs
     <root>/dvc/files/md5/..                                 DVC's content-addressed objects (pk, ...)
 
@@ -35,9 +37,18 @@ class PushReport:
     skipped_files: int
 
 
-def kit_paths(model: str) -> dict[str, Path]:
-    lay = ModelLayout(model)
-    return {"proof.json": lay.proof, "settings.json": lay.settings, "vk.key": lay.vk}
+def kit_paths(manifest: Manifest) -> dict[str, Path]:
+    """The verification kit: index file name -> the artifact it is a copy of. A chunked run has
+    one proof, settings and vk per chunk (``c<i>/...``) and the claimed input."""
+    lay = ModelLayout(manifest.model)
+    if not manifest.chunks:
+        return {"proof.json": lay.proof, "settings.json": lay.settings, "vk.key": lay.vk}
+    kit: dict[str, Path] = {"input.json": lay.chunk_layout(0).chunk_input}
+    for c in manifest.chunks:
+        cl = lay.chunk_layout(c.index)
+        kit.update({f"c{c.index}/proof.json": cl.proof, f"c{c.index}/settings.json": cl.settings,
+                    f"c{c.index}/vk.key": cl.vk})
+    return kit
 
 
 def local_copy(root: Path, entry: ArtifactEntry) -> Path:
@@ -84,7 +95,7 @@ def push_run(root: Path, run_id: str, store: Store | None = None) -> PushReport:
         store.put_srs(manifest.srs)
 
     prefix = run_index_prefix(manifest.project, run_id)
-    for name, path in kit_paths(manifest.model).items():
+    for name, path in kit_paths(manifest).items():
         entry = manifest.artifact(path)
         store.put_file(local_copy(root, entry), f"{prefix}/{name}", sha256=entry.sha256)
     for name in INDEX_FILES:

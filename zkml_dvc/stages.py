@@ -25,9 +25,9 @@ from . import ezkl_adapter
 from . import srs as srs_mod
 from .errors import InputError
 from .fsutil import atomic_path, atomic_write_json, read_json, sha256_file
-from .layout import ModelLayout, check_stage
+from .layout import CHUNK_MODEL_STAGES, CHUNK_STAGES, ModelLayout, check_stage
 from .onnx_model import check_input, inspect_model
-from .params import ModelParams, Params, load_params
+from .params import ModelParams, Params, chunk_key, chunk_stage_table, load_params
 
 
 class EzklCall(BaseModel):
@@ -64,21 +64,42 @@ def _outputs(*paths: Path) -> Iterator[list[Path]]:
         yield tmps
 
 
-def run_stage(root: Path, stage: str, model: str) -> StageRecord:
-    """Run one stage for one model in project ``root``; return (and write) its record."""
+def run_stage(root: Path, stage: str, model: str, chunk: int | None = None) -> StageRecord:
+    """Run one stage for one model (or one chunk of a chunked model) in project ``root``; return
+    (and write) its record."""
     check_stage(stage)
     params = load_params(root)
     name, mp = params.model(model)
-    lay = ModelLayout(name)
+    if stage in CHUNK_STAGES + CHUNK_MODEL_STAGES:
+        params.chunked_model(name)
+        if (chunk is None) != (stage in CHUNK_MODEL_STAGES):
+            raise InputError(f"stage {stage} {'takes' if chunk is None else 'does not take'} "
+                             "--chunk", "See `zkml-dvc stage --help`.")
+    elif chunk is not None or name in params.chunked:
+        raise InputError(f"stage {stage} is for monolithic models, {name} is chunked",
+                         f"Chunked models use the stages {', '.join(CHUNK_STAGES)}.")
+    lay = ModelLayout(name, chunk)
+    if chunk is not None:
+        n = params.chunked[name].chunks
+        if not 0 <= chunk < n:
+            raise InputError(f"model {name} has {n} chunks, not a chunk {chunk}",
+                             f"Use --chunk 0..{n - 1}.")
+        key = chunk_key(name, chunk)
+        if params.chunk_stages.get(key) != chunk_stage_table(params.chunked).get(key):
+            raise InputError(
+                f"params.yaml's chunk_stages table is out of date for model {name}",
+                "Run `zkml-dvc chunks sync` (or `zkml-dvc run`), which regenerates it.",
+            )
     calls: list[EzklCall] = []
     started = _now()
     with contextlib.chdir(root):
         _STAGES[stage](params, mp, lay, calls)
     ended = _now()
+    where = f"--model {name}" + (f" --chunk {chunk}" if chunk is not None else "")
     record = StageRecord(
         stage=stage,
         model=name,
-        command=f"zkml-dvc stage {stage} --model {name}",
+        command=f"zkml-dvc stage {stage} {where}",
         ezkl_calls=calls,
         started=started,
         ended=ended,
@@ -125,12 +146,7 @@ def fingerprint(onnx: Path, settings: Path) -> dict[str, str]:
 
 
 def _compile(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
-    with _outputs(lay.compiled) as (tmp,):
-        ezkl_adapter.compile_circuit(Path(mp.onnx), tmp, lay.settings)
-    atomic_write_json(lay.fingerprint, fingerprint(Path(mp.onnx), lay.settings))
-    calls.append(EzklCall(function="compile_circuit", args={
-        "model": mp.onnx, "compiled_circuit": str(lay.compiled), "settings_path": str(lay.settings),
-    }))
+    _compile_from(Path(mp.onnx), lay, calls)
 
 
 def logrows_of(settings: Path) -> int:
@@ -205,6 +221,100 @@ def _verify(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklC
     })
 
 
+# ---- chunked models (see chunking.py and docs/chunked.md) ---------------------------------------
+def _chunk_plan(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    from . import chunking
+    from .fsutil import atomic_dir
+
+    cp = params.chunked_model(lay.model)
+    inspect_model(Path(cp.onnx))
+    if not Path(cp.calibration).exists():
+        from .errors import MissingFileError
+
+        raise MissingFileError(Path(cp.calibration), "calibration data",
+                               "Check `calibration:` in params.yaml.")
+    with atomic_dir(lay.plan_dir) as tmp:
+        plan = chunking.make_plan(lay.model, cp, tmp)
+    pointer = srs_mod.obtain(params.srs.source, plan.logrows)
+    atomic_write_json(lay.srs_pointer, pointer.model_dump())
+    calls.append(EzklCall(function="gen_settings+calibrate_settings", args={
+        "model": cp.onnx, "chunks": cp.chunks, "link": cp.link, "boundaries": plan.boundaries,
+        "scales": [plan.scale], "scale_rebase_multiplier": [1], "logrows": plan.logrows,
+        "balanced_by": plan.balanced_by, "srs_sha256": pointer.sha256,
+    }))
+
+
+def _chunk_compile(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    assert lay.chunk is not None
+    onnx = lay.plan_onnx(lay.chunk)
+    with atomic_path(lay.settings) as tmp:
+        shutil.copyfile(lay.plan_settings(lay.chunk), tmp)
+    _compile_from(onnx, lay, calls)
+
+
+def _compile_from(onnx: Path, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    with _outputs(lay.compiled) as (tmp,):
+        ezkl_adapter.compile_circuit(onnx, tmp, lay.settings)
+    atomic_write_json(lay.fingerprint, fingerprint(onnx, lay.settings))
+    calls.append(EzklCall(function="compile_circuit", args={
+        "model": str(onnx), "compiled_circuit": str(lay.compiled), "settings_path": str(lay.settings),
+    }))
+
+
+def _chunk_witness(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    from . import chunking
+
+    assert lay.chunk is not None
+    if lay.chunk == 0:
+        facts = inspect_model(Path(mp.onnx))
+        check_input(facts, Path(mp.input))
+        with atomic_path(lay.chunk_input) as tmp:
+            shutil.copyfile(mp.input, tmp)
+    else:
+        chunking.next_input(lay.chunk_layout(lay.chunk - 1).witness, lay.chunk_input)
+    srs_path = srs_mod.path_for(load_pointer(lay.srs_pointer))
+    with _outputs(lay.witness) as (tmp,):
+        ezkl_adapter.gen_witness(lay.chunk_input, lay.compiled, tmp, lay.vk, srs_path)
+    calls.append(EzklCall(function="gen_witness", args={
+        "data": str(lay.chunk_input), "model": str(lay.compiled), "output": str(lay.witness),
+        "vk_path": str(lay.vk), "srs_path": f"srs:{srs_path.name}",
+    }))
+
+
+def _chunk_verify(params: Params, mp: ModelParams, lay: ModelLayout, calls: list[EzklCall]) -> None:
+    from . import chunking
+
+    plan = chunking.load_plan(lay.plan)
+    srs_path = srs_mod.path_for(load_pointer(lay.srs_pointer))
+    chunks = [lay.chunk_layout(c.index) for c in plan.chunks]
+    counts = [chunking.link_counts(c.witness, c.chunk or 0, plan.link) for c in chunks]
+    checks: list[dict[str, Any]] = []
+    for c in chunks:
+        ezkl_adapter.verify(c.proof, c.settings, c.vk, srs_path)
+        checks.append({"name": f"chunk {c.chunk} proof", "ok": True})
+        calls.append(EzklCall(function="verify", args={
+            "proof_path": str(c.proof), "settings_path": str(c.settings), "vk_path": str(c.vk),
+            "srs_path": f"srs:{srs_path.name}",
+        }))
+    for i in range(1, len(chunks)):
+        ok, detail = chunking.check_link(chunks[i - 1].proof, counts[i - 1], chunks[i].proof,
+                                         counts[i], plan.link)
+        checks.append({"name": f"link {i - 1}->{i}", "ok": ok, "detail": detail})
+        if not ok:
+            from .errors import ProofInvalidError
+
+            raise ProofInvalidError(f"model {lay.model}: chunks {i - 1} and {i} do not link "
+                                    f"({detail})", "Re-run `zkml-dvc run`; the witnesses differ.")
+    atomic_write_json(lay.verify_report, {
+        "verified": True,
+        "link": plan.link,
+        "checks": checks,
+        "link_counts": [c.model_dump() for c in counts],
+        "output": chunking.claimed_output(chunks[-1].proof),
+        "proof_sha256": [sha256_file(c.proof) for c in chunks],
+    })
+
+
 _STAGES = {
     "settings": _settings,
     "calibrate": _calibrate,
@@ -214,4 +324,10 @@ _STAGES = {
     "witness": _witness,
     "prove": _prove,
     "verify": _verify,
+    "chunk_plan": _chunk_plan,
+    "chunk_compile": _chunk_compile,
+    "chunk_setup": _setup,
+    "chunk_witness": _chunk_witness,
+    "chunk_prove": _prove,
+    "chunk_verify": _chunk_verify,
 }
