@@ -203,14 +203,16 @@ def other_input_run(chunked: Chunked, s3_server: S3Server) -> str:
     subprocess.run(["git", "commit", "-qam", "another input"], cwd=root, check=True)
     port = 20000 + secrets.randbelow(20000)
     ray_bin = str(Path(sys.executable).parent / "ray")
-    worker_env = {**os.environ, **s3_server.env(), "RAY_USAGE_STATS_ENABLED": "0"}
+    # Token authentication, as a real cluster would have: the driver needs the same token.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    worker_env = {**os.environ, **s3_server.env(), "RAY_USAGE_STATS_ENABLED": "0", **auth}
     temp = Path(root.parent / "raytmp")
     subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2",
                     "--include-dashboard=false", f"--temp-dir={temp}"],
                    env=worker_env, check=True, capture_output=True, timeout=180)
     try:
         res = cli("run", "--model", "mlp2", "--run-id", "c2b", "--ray-address",
-                  f"127.0.0.1:{port}", cwd=root)
+                  f"127.0.0.1:{port}", cwd=root, env=auth)
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=worker_env, capture_output=True,
                        timeout=120)
