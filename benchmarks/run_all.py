@@ -1,4 +1,5 @@
-"""Every figure the project tracks, in one run: overhead, transfer ratios, clean-room bytes.
+"""Every figure the project tracks, in one run: overhead, transfer ratios, clean-room bytes and
+chunked proving (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs: the longest part).
 
 Run: make bench   (or .venv/bin/python benchmarks/run_all.py)
 """
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chunked  # noqa: E402
 import cleanroom  # noqa: E402
 import overhead  # noqa: E402
 import transfer  # noqa: E402
@@ -16,7 +18,8 @@ import transfer  # noqa: E402
 
 def main() -> None:
     figures: dict[str, float] = {}
-    for name, mod in (("overhead", overhead), ("transfer", transfer), ("cleanroom", cleanroom)):
+    for name, mod in (("overhead", overhead), ("transfer", transfer), ("cleanroom", cleanroom),
+                      ("chunked", chunked)):
         print(f"\n== {name}")
         figures.update(mod.main())
     print("\n== summary")

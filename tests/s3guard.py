@@ -110,7 +110,9 @@ class GuardLog:
         return self.body_bytes["PutObject"] + self.body_bytes["UploadPart"]
 
 
-FAULTS = ("slowdown", "error500", "reset", "truncate", "latency")
+FAULTS = ("slowdown", "error500", "reset", "truncate", "latency", "drop")
+# Requests that write: a "drop" lets the server complete them, then hangs up before answering.
+UPLOAD_OPS = ("PutObject", "UploadPart", "CompleteMultipartUpload", "CreateMultipartUpload")
 SLOWDOWN_XML = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
                 b"<Message>Please reduce your request rate.</Message></Error>")
 
@@ -118,7 +120,9 @@ SLOWDOWN_XML = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</C
 class S3Guard:
     """Run with ``start()``; point clients at ``endpoint``; read ``log``.
 
-    ``fault_every = N`` injects a fault into every Nth request, cycling through ``FAULTS``:
+    ``fault_every = N`` injects a fault into every Nth request, cycling through ``FAULTS``
+    ("drop": an upload reaches the server and is stored, then the connection is cut before the
+    answer):
     503 SlowDown, 500, a connection reset before any answer, a GetObject body cut in half,
     and 300 ms of latency. ``log.faults`` counts what was injected.
     """
@@ -129,6 +133,10 @@ class S3Guard:
         self.log = GuardLog()
         self.fault_every = 0
         self._seen = 0
+        # Stall: a GetObject whose key contains this sends half its body, then waits for release.
+        self.stall_key: str | None = None
+        self.stalled = threading.Event()
+        self.release = threading.Event()
         guard = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -206,7 +214,22 @@ class S3Guard:
                 length_header = resp.getheader("Content-Length") if self.command == "HEAD" else None
                 self.send_header("Content-Length", length_header or str(len(data)))
                 self.end_headers()
-                if fault == "truncate":  # promise the whole body, send half, hang up
+                if fault == "drop":  # the server has done the write; the answer never arrives
+                    import socket
+
+                    conn.close()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                stall = (op == "GetObject" and guard.stall_key is not None
+                         and guard.stall_key in unquote(split.path))
+                if stall:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    guard.stalled.set()
+                    guard.release.wait(120)
+                    self.close_connection = True
+                elif fault == "truncate":  # promise the whole body, send half, hang up
                     self.wfile.write(data[: len(data) // 2])
                     self.close_connection = True
                 elif self.command != "HEAD":
@@ -232,6 +255,10 @@ class S3Guard:
             kind = "truncate"  # make sure downloads meet cut-short bodies too
         elif kind == "truncate" and op != "GetObject":
             kind = "latency"  # only a response body can be cut short
+        elif kind == "reset" and op in UPLOAD_OPS and self.log.faults["drop"] < self.log.faults["reset"]:
+            kind = "drop"  # make sure uploads meet lost answers too
+        elif kind == "drop" and op not in UPLOAD_OPS:
+            kind = "reset"  # only a write can be done by the server and then lost on the way back
         self.log.faults[kind] += 1
         return kind
 

@@ -308,7 +308,9 @@ def pull(root: Path, run_id: str, target: PullTarget = "verify") -> list[str]:
             store.get_file(f"{prefix}/{name}", root / path, entry.sha256)
             restored.append(str(path))
     else:
-        if target == "prove":
+        if target == "prove" and manifest.chunks:
+            wanted = [lay.srs_pointer, *_chunk_prove_inputs(manifest, with_witness=True)]
+        elif target == "prove":
             wanted = [lay.settings, lay.compiled, lay.fingerprint, lay.srs_pointer, lay.pk, lay.vk,
                       lay.witness]
         else:
@@ -319,6 +321,19 @@ def pull(root: Path, run_id: str, target: PullTarget = "verify") -> list[str]:
             restored.append(str(p))
     store.fetch_srs(manifest.srs.sha256, manifest.srs.logrows, manifest.srs.source)
     return restored
+
+
+def _chunk_prove_inputs(manifest: Manifest, with_witness: bool) -> list[Path]:
+    """A chunked run's outputs up to its keys (plan, circuits, keys), and witnesses if asked."""
+    lay = ModelLayout(manifest.model)
+    wanted = [Path(a.path) for a in manifest.artifacts
+              if a.md5 and Path(a.path).is_relative_to(lay.plan_dir)]
+    for c in manifest.chunks:
+        cl = lay.chunk_layout(c.index)
+        wanted += [cl.settings, cl.compiled, cl.fingerprint, cl.pk, cl.vk]
+        if with_witness:
+            wanted += [cl.chunk_input, cl.witness]
+    return wanted
 
 
 def _check_local(root: Path, manifest: Manifest, path: Path) -> None:
@@ -346,23 +361,40 @@ def resume(root: Path, run_id: str, from_stage: str = "witness", new_input: Path
     _require_at_run(root, ref)
     params = load_params(root)
     name, mp = params.model(manifest.model)
+    if manifest.chunks and from_stage not in ("witness", "chunk_witness"):
+        raise InputError(f"run {run_id} is chunked: it resumes only from its witnesses",
+                         "Use --from witness (the plan, circuits and keys are restored).")
+    if manifest.chunks:
+        from_stage = "chunk_witness"
     if new_input is not None:
         if not new_input.exists():
             from .errors import MissingFileError
 
             raise MissingFileError(new_input, "new input", "")
         check_input(inspect_model(root / mp.onnx), new_input)
-    before = pipeline.stages_before(from_stage)
-    if before:
-        targets = pipeline.stage_outputs(name, before)
+    if manifest.chunks:
+        # Every output (records included, or DVC would redo the stage) of the stages before the
+        # witnesses: the plan, and each chunk's compile and setup.
+        from .params import chunk_key
+
+        keep = {pipeline.stage_name("chunk_plan", name)} | {
+            pipeline.stage_name(stage, chunk_key(name, c.index))
+            for stage in ("chunk_compile", "chunk_setup") for c in manifest.chunks}
+        targets = [p for p, info in pipeline.lock_outs(root).items() if info["stage"] in keep]
+        pipeline.pull(root, targets)
+        for a in manifest.artifacts:
+            if a.md5 and any(a.path == t or a.path.startswith(t + "/") for t in targets):
+                _check_local(root, manifest, Path(a.path))
+    elif from_stage != STAGES[0]:
+        targets = pipeline.stage_outputs(name, pipeline.stages_before(from_stage))
         pipeline.pull(root, targets)
         for t in targets:
             _check_local(root, manifest, Path(t))
     require_store(root).fetch_srs(manifest.srs.sha256, manifest.srs.logrows, manifest.srs.source)
     if new_input is not None:
         (root / mp.input).write_bytes(new_input.read_bytes())
-    return run(root, name, run_id=new_run_id, push=push, parent_run=run_id,
-               force_stage=from_stage if from_stage != STAGES[0] else None)
+    force = None if manifest.chunks or from_stage == STAGES[0] else from_stage
+    return run(root, name, run_id=new_run_id, push=push, parent_run=run_id, force_stage=force)
 
 
 # ---- audit -----------------------------------------------------------------------------------
@@ -377,6 +409,9 @@ def audit(root: Path, run_id: str) -> AuditReport:
     room, and compare them with the recorded hashes: binds the proof to the model it claims."""
     ref, manifest = runs.load_manifest(root, run_id)
     _check_version(manifest)
+    if manifest.chunks:
+        raise InputError(f"run {run_id} is chunked: `audit` re-derives monolithic circuits only",
+                         "Verify it with `zkml-dvc verify`, which checks every chunk and link.")
     store = require_store(root)
     lay = ModelLayout(manifest.model)
     mparams = manifest.params["model"]

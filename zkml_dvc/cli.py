@@ -575,7 +575,9 @@ def verify(run_id: str, store_url: str | None, project: str | None, endpoint: st
            report: Path | None) -> None:
     """Verify a run's proof in a clean room, from store artifacts alone.
 
-    Exit 0 if the proof is valid, 3 if it is not, 4 on an integrity failure.
+    Prints the verdict line first, then each check (for a chunked run: every chunk proof, every
+    link, the claimed input) and the proven output. Exit 0 if the proof is valid, 3 if it is
+    not, 4 on an integrity failure.
 
     \b
     Examples:
@@ -596,20 +598,21 @@ def verify(run_id: str, store_url: str | None, project: str | None, endpoint: st
         report = report or root / ".dvc" / "tmp" / "zkml-dvc" / f"verify-{run_id}.json"
     from .errors import IntegrityError, ProofInvalidError
 
+    report.unlink(missing_ok=True)  # a failure must never show an older report's checks
     try:
         rep = do_verify(run_id, root=root, store=st, project=project,
                         manifest_sha256=manifest_sha256, report_path=report)
     except (ProofInvalidError, IntegrityError) as exc:
         verdict = "INVALID" if isinstance(exc, ProofInvalidError) else "INTEGRITY FAILURE"
+        click.echo(f"{verdict}: run {run_id}: {exc.message}")  # the verdict line on stdout
         if report.exists():
             _echo_checks(json.loads(report.read_text()).get("checks", []))
-        click.echo(f"{verdict}: run {run_id}: {exc.message}")  # the verdict line on stdout
         raise
+    click.echo(f"VALID: run {rep.run_id} ({rep.model}) verified in a clean room from "
+               f"{rep.files_downloaded} files, {rep.bytes_downloaded} bytes; report {report}")
     _echo_checks([c.model_dump() for c in rep.checks])
     if rep.output:
         click.echo(f"  output: {rep.output}")
-    click.echo(f"VALID: run {rep.run_id} ({rep.model}) verified in a clean room from "
-               f"{rep.files_downloaded} files, {rep.bytes_downloaded} bytes; report {report}")
 
 
 def _echo_checks(checks: list[dict[str, Any]]) -> None:

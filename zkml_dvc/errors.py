@@ -54,6 +54,10 @@ class VersionMismatchError(ConfigError):
         )
 
 
+class LocalWriteError(ConfigError):
+    """The local disk refused a write (full, over quota, file-size limit)."""
+
+
 class StoreError(ZkmlError):
     """The object store refused or could not be reached."""
 

@@ -19,6 +19,7 @@ Endpoint: --endpoint, then AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, then the remo
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -373,13 +374,24 @@ class Store:
         target = blob_path(want) if use_cache else dest
         advance, done = _progress(size, f"download {Path(rel).name}")
 
-        with atomic_path(target) as tmp:
-            try:
-                actual = self._stream_to(tmp, rel, advance)
-            finally:
-                done()
-            if actual != want:
-                raise IntegrityError(f"{rel} from the store", want, actual)
+        try:
+            with atomic_path(target) as tmp:
+                try:
+                    actual = self._stream_to(tmp, rel, advance)
+                finally:
+                    done()
+                if actual != want:
+                    raise IntegrityError(f"{rel} from the store", want, actual)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            from .errors import LocalWriteError
+
+            raise LocalWriteError(
+                f"cannot write {target} while downloading {rel}: {exc.strerror}",
+                "Free space on that disk (or set ZKML_DVC_CACHE_DIR to another one) and retry; "
+                "the partial download was removed.",
+            ) from None
         self.stats.downloaded_files += 1
         self.stats.downloaded_bytes += target.stat().st_size
         if use_cache:
@@ -453,6 +465,9 @@ class Store:
             srs_mod.blob_path(pointer.sha256), srs_key(pointer.sha256), sha256=pointer.sha256,
             metadata={"logrows": str(pointer.logrows), "source": pointer.source},
         )
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 def _link_into(src: Path, dest: Path) -> None:

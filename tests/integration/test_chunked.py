@@ -114,7 +114,8 @@ def test_chunked_run_verifies_in_a_clean_room_with_every_link(
     for i in range(n - 1):
         assert f"ok   {link} link {i}->{i + 1}" in res.stdout
     assert "ok   claimed input" in res.stdout
-    assert res.stdout.strip().splitlines()[-1].startswith(f"VALID: run {run_id}")
+    assert res.stdout.startswith(f"VALID: run {run_id}")
+    assert "  output: [[" in res.stdout
     # Store-only (no clone) accepts it too.
     res = cli("verify", run_id, "--store", f"s3://{chunked.bucket}", "--project", "testproj",
               "--report", str(tmp_path / "r.json"), cwd=tmp_path, env=env)
@@ -293,3 +294,28 @@ def test_chunked_params_errors(chunked: Chunked, tmp_path: Path) -> None:
     assert head.stdout.strip() == subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=chunked.root, capture_output=True, text=True
     ).stdout.strip()
+
+
+def test_resume_chunked_run_with_new_input_reuses_keys(chunked: Chunked, s3_server: S3Server,
+                                                       tmp_path: Path) -> None:
+    """On another machine: the plan, circuits and keys come from the store; only the witnesses,
+    proofs and verification run again, and the new run verifies store-only."""
+    env = _machine(tmp_path, s3_server)
+    work = clone(chunked.root, tmp_path / "clone")
+    subprocess.run(["git", "checkout", "-q", "runs/testproj/c2"], cwd=work, check=True)
+    assert not (work / ModelLayout("mlp2", 0).pk).exists()
+    new_input = tmp_path / "new.json"
+    new_input.write_text(json.dumps({"input_data": [[0.5, -0.25, 0.125, 0.9]]}))
+    res = cli("resume", "c2", "--input", str(new_input), "--run-id", "c2r", cwd=work, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    child = json.loads((work / ModelLayout("mlp2").manifest).read_text())
+    assert child["parent_run"] == "c2"
+    ran = {s["stage"].split("@")[0] for s in child["stages"] if s["ran"]}
+    assert ran == {"chunk_witness", "chunk_prove", "chunk_verify"}, ran
+    res = cli("audit", "c2r", cwd=work, env=env)
+    assert res.returncode == 2 and "is chunked" in res.stderr, res.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    v = cli("verify", "c2r", "--store", f"s3://{chunked.bucket}", "--project", "testproj",
+            cwd=empty, env=_machine(tmp_path / "empty", s3_server))
+    assert v.returncode == 0, v.stdout + v.stderr

@@ -5,6 +5,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -398,7 +399,8 @@ def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path
 
 def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Server,
                                            tmp_path: Path, monkeypatch):
-    """Every 3rd request meets a fault (503 SlowDown, 500, reset, half a body, latency): the store
+    """Every 3rd request meets a fault (503 SlowDown, 500, reset, half a body, latency, an upload
+    stored but its answer lost): the store
     client, the artifact API, `pull` and store-only `verify` finish after retries, and every file
     they hand back has the right sha256 (no corrupted artifact is ever accepted)."""
     from tests.conftest import make_store
@@ -454,5 +456,129 @@ def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Serv
     print(f"faults injected: {sum(faults.values())} {faults}; operations completed: {completed}; "
           f"corrupted artifacts accepted: {mismatches}")
     assert mismatches == 0
-    assert set(faults) == {"slowdown", "error500", "reset", "truncate", "latency"}, faults
+    assert set(faults) == {"slowdown", "error500", "reset", "truncate", "latency", "drop"}, faults
     assert sum(faults.values()) >= 15
+
+
+def _attempts(cmd: list[str], cwd: Path, env: dict[str, str], tries: int = 3) -> int:
+    """Run a command until it succeeds (a user re-running it); every failure must be one clear
+    line with a store exit code and no traceback. Returns the number of runs it took."""
+    for n in range(1, tries + 1):
+        res = cli(*cmd, cwd=cwd, env=env)
+        if res.returncode == 0:
+            return n
+        assert res.returncode in (4, 5, 7), res.stderr
+        assert "Traceback" not in res.stderr and res.stderr.strip().startswith("Error:"), res.stderr
+    raise AssertionError(f"{cmd} did not complete in {tries} runs")
+
+
+def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Server,
+                                             tmp_path: Path):
+    """DVC's own transfers (s3fs: the multipart pk upload, `dvc pull` of the keys) meet a fault on
+    every 4th request. `push` and `pull --for prove` complete (re-run if they stop with a clear
+    error); every pulled file has its recorded sha256; the pushed run then verifies."""
+    from tests.conftest import copy_tree
+
+    bucket = _new_bucket(s3_server)
+    work = copy_tree(produced.root, tmp_path / "producer-copy")
+    cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, "--access-key-id",
+        s3_server.access_key_id, "--secret-access-key", s3_server.secret_access_key, cwd=work,
+        check=True)
+    subprocess.run(["git", "commit", "-qam", "remote for the fault test"], cwd=work, check=True)
+    env = {"ZKML_DVC_MAX_ATTEMPTS": "8"}
+    guard = s3_server.guard
+    guard.log.reset()
+    guard.fault_every = 4
+    mismatches = 0
+    try:
+        push_runs = _attempts(["push", "r1"], work, env)
+        clean = clone(work, tmp_path / "clone")
+        subprocess.run(["git", "checkout", "-q", "runs/testproj/r1"], cwd=clean, check=True)
+        machine = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8"}
+        # The run's commit names the original bucket: point this checkout at the copy.
+        cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=clean,
+            env=machine, check=True)
+        pull_runs = _attempts(["pull", "r1", "--for", "prove"], clean, machine)
+        _, m = load_manifest(clean, "r1")
+        for p in (LAY.pk, LAY.vk, LAY.settings, LAY.compiled, LAY.witness):
+            mismatches += sha256_file(clean / p) != m.artifact(p).sha256
+    finally:
+        guard.fault_every = 0
+    faults = dict(guard.log.faults)
+    print(f"DVC transfers: faults injected: {sum(faults.values())} {faults}; push took {push_runs} "
+          f"run(s), pull {pull_runs}; corrupted artifacts accepted: {mismatches}")
+    assert mismatches == 0
+    assert sum(faults.values()) >= 10
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = cli("verify", "r1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=empty,
+              env=_machine(tmp_path / "empty", s3_server))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_kill_during_download_then_pull_completes(produced: Produced, s3_server: S3Server,
+                                                  tmp_path: Path):
+    """kill -9 while the SRS is half downloaded: nothing appears under the blob's name (only a
+    temp file marked .incomplete, never read); the next pull completes with the right bytes."""
+    import signal
+
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(repo, "r1")
+    guard = s3_server.guard
+    guard.stalled.clear()
+    guard.release.clear()
+    guard.stall_key = f"srs/{m.srs.sha256}"
+    try:
+        from tests.conftest import ZKML
+
+        proc = subprocess.Popen([ZKML, "pull", "r1", "--for", "verify"], cwd=repo,
+                                env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert guard.stalled.wait(60), "the download never started"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        guard.stall_key = None
+        guard.release.set()
+    cache = Path(env["ZKML_DVC_CACHE_DIR"])
+    blob = cache / "blobs" / m.srs.sha256  # srs.blob_path under that machine's cache
+    assert not blob.exists()
+    partial = [p for p in blob.parent.glob("*.incomplete")]
+    assert partial, "expected the killed download's temp file"
+    res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    assert sha256_file(blob) == m.srs.sha256
+    v = cli("verify", "r1", cwd=repo, env=env)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_disk_full_on_download_is_one_clear_error(produced: Produced, s3_server: S3Server,
+                                                  tmp_path: Path):
+    """The disk refuses the write mid-download (a 1 MiB file-size limit: EFBIG, the same path as
+    ENOSPC): exit 6, one line naming the file, no traceback, no partial file left as complete."""
+    import resource
+
+    from tests.conftest import ZKML
+
+    env = _machine(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(repo, "r1")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    res = subprocess.run([ZKML, "pull", "r1", "--for", "verify"], cwd=repo,
+                         env={**os.environ, **env}, capture_output=True, text=True,
+                         preexec_fn=limit, timeout=300)
+    assert res.returncode == 6, res.stderr
+    assert "cannot write" in res.stderr and "File too large" in res.stderr, res.stderr
+    assert "Free space" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    cache = Path(env["ZKML_DVC_CACHE_DIR"])
+    blob = cache / "blobs" / m.srs.sha256  # srs.blob_path under that machine's cache
+    assert not blob.exists() and not list(blob.parent.glob("*.incomplete"))
+    # Without the limit the same command completes.
+    res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
