@@ -12,16 +12,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test,examples,dev]'
 	touch $(STAMP)
 
+# Test tools kept apart from the project's dependencies: mitmproxy (fault injection in the tests)
+# pins a cryptography release that conflicts with the project's.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q "mitmproxy==11.0.2"
+	touch $(TOOLS_STAMP)
+
 venv: $(STAMP)
 
 # The main job end to end against the embedded local store, ending with a clean-room verdict.
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash .ci/demo.sh
 
-test: venv
+test: venv $(TOOLS_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
-test-fast: venv
+test-fast: venv $(TOOLS_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow"
 
 lint: venv

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faultproxy import FaultProxy
 from tests.s3guard import S3Guard
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +90,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         localstore.down(state)
 
 
+@pytest.fixture(scope="session")
+def fault_proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
+    """mitmproxy with the fault addon, in front of the O3 guard (started only by fault tests)."""
+    proxy = FaultProxy(s3_server.endpoint)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
 @pytest.fixture
 def bucket(s3_server: S3Server) -> Iterator[str]:
     """A fresh versioned bucket; fails the test if any request left O3's documented surface."""
@@ -102,10 +113,12 @@ def bucket(s3_server: S3Server) -> Iterator[str]:
     assert not violations, f"requests outside O3's documented surface: {violations}"
 
 
-def make_store(s3: S3Server, bucket: str, prefix: str = ""):  # type: ignore[no-untyped-def]
+def make_store(s3: S3Server, bucket: str, prefix: str = "",  # type: ignore[no-untyped-def]
+               endpoint: str | None = None):
     from zkml_dvc.store import Store, StoreConfig
 
-    return Store(StoreConfig(url=f"s3://{bucket}/{prefix}".rstrip("/"), endpoint=s3.endpoint,
+    return Store(StoreConfig(url=f"s3://{bucket}/{prefix}".rstrip("/"),
+                             endpoint=endpoint or s3.endpoint,
                              access_key_id=s3.access_key_id,
                              secret_access_key=s3.secret_access_key))
 

@@ -93,7 +93,6 @@ class GuardLog:
     violations: list[str] = field(default_factory=list)
     put_keys: list[str] = field(default_factory=list)
     get_keys: list[str] = field(default_factory=list)
-    faults: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -103,40 +102,24 @@ class GuardLog:
             self.violations.clear()
             self.put_keys.clear()
             self.get_keys.clear()
-            self.faults.clear()
 
     @property
     def uploaded_bytes(self) -> int:
         return self.body_bytes["PutObject"] + self.body_bytes["UploadPart"]
 
 
-FAULTS = ("slowdown", "error500", "reset", "truncate", "latency", "drop")
-# Requests that write: a "drop" lets the server complete them, then hangs up before answering.
-UPLOAD_OPS = ("PutObject", "UploadPart", "CompleteMultipartUpload", "CreateMultipartUpload")
-SLOWDOWN_XML = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
-                b"<Message>Please reduce your request rate.</Message></Error>")
 
 
 class S3Guard:
     """Run with ``start()``; point clients at ``endpoint``; read ``log``.
 
-    ``fault_every = N`` injects a fault into every Nth request, cycling through ``FAULTS``
-    ("drop": an upload reaches the server and is stored, then the connection is cut before the
-    answer):
-    503 SlowDown, 500, a connection reset before any answer, a GetObject body cut in half,
-    and 300 ms of latency. ``log.faults`` counts what was injected.
+    Fault injection is not here: tests/faultproxy.py puts mitmproxy in front of this guard.
     """
 
     def __init__(self, upstream: str) -> None:
         up = urlsplit(upstream)
         self.upstream_host, self.upstream_port = up.hostname or "127.0.0.1", up.port or 80
         self.log = GuardLog()
-        self.fault_every = 0
-        self._seen = 0
-        # Stall: a GetObject whose key contains this sends half its body, then waits for release.
-        self.stall_key: str | None = None
-        self.stalled = threading.Event()
-        self.release = threading.Event()
         guard = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -178,28 +161,6 @@ class S3Guard:
                     guard.log.operations[op] += 1
                     guard.log.body_bytes[op] += len(body)
                     guard.log.violations.extend(problems)
-                    fault = guard._next_fault(op)
-                if fault in ("slowdown", "error500"):
-                    code = 503 if fault == "slowdown" else 500
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/xml")
-                    payload = SLOWDOWN_XML if code == 503 else SLOWDOWN_XML.replace(
-                        b"SlowDown", b"InternalError")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(payload)
-                    return
-                if fault == "reset":
-                    import socket
-
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                if fault == "latency":
-                    import time
-
-                    time.sleep(0.3)
                 conn = http.client.HTTPConnection(guard.upstream_host, guard.upstream_port,
                                                   timeout=120)
                 fwd = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -214,25 +175,7 @@ class S3Guard:
                 length_header = resp.getheader("Content-Length") if self.command == "HEAD" else None
                 self.send_header("Content-Length", length_header or str(len(data)))
                 self.end_headers()
-                if fault == "drop":  # the server has done the write; the answer never arrives
-                    import socket
-
-                    conn.close()
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                stall = (op == "GetObject" and guard.stall_key is not None
-                         and guard.stall_key in unquote(split.path))
-                if stall:
-                    self.wfile.write(data[: len(data) // 2])
-                    self.wfile.flush()
-                    guard.stalled.set()
-                    guard.release.wait(120)
-                    self.close_connection = True
-                elif fault == "truncate":  # promise the whole body, send half, hang up
-                    self.wfile.write(data[: len(data) // 2])
-                    self.close_connection = True
-                elif self.command != "HEAD":
+                if self.command != "HEAD":
                     self.wfile.write(data)
                 conn.close()
 
@@ -242,25 +185,6 @@ class S3Guard:
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def _next_fault(self, op: str) -> str | None:
-        """Called under the log lock: which fault (if any) this request gets."""
-        if not self.fault_every:
-            return None
-        self._seen += 1
-        if self._seen % self.fault_every:
-            return None
-        kind = FAULTS[(self._seen // self.fault_every) % len(FAULTS)]
-        if op == "GetObject" and self.log.faults["truncate"] <= self.log.faults["latency"]:
-            kind = "truncate"  # make sure downloads meet cut-short bodies too
-        elif kind == "truncate" and op != "GetObject":
-            kind = "latency"  # only a response body can be cut short
-        elif kind == "reset" and op in UPLOAD_OPS and self.log.faults["drop"] < self.log.faults["reset"]:
-            kind = "drop"  # make sure uploads meet lost answers too
-        elif kind == "drop" and op not in UPLOAD_OPS:
-            kind = "reset"  # only a write can be done by the server and then lost on the way back
-        self.log.faults[kind] += 1
-        return kind
 
     def start(self) -> S3Guard:
         self._thread.start()

@@ -233,13 +233,15 @@ class Store:
 
     # ---- objects ----------------------------------------------------------------------------
     def head(self, rel: str) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             return dict(self.client.head_object(Bucket=self.bucket, Key=self.key(rel)))
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                 return None
+            raise self._error(exc, f"look up {rel}") from None
+        except BotoCoreError as exc:  # connection closed or reset, retries exhausted
             raise self._error(exc, f"look up {rel}") from None
 
     def head_after_write(self, rel: str) -> dict[str, Any] | None:

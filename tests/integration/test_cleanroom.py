@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import S3Server, cli, clone, connect, new_project
+from tests.faultproxy import FaultProxy
 from zkml_dvc.fsutil import sha256_file
 from zkml_dvc.layout import ModelLayout, run_index_prefix
 from zkml_dvc.runs import load_manifest
@@ -398,7 +399,7 @@ def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path
 
 
 def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Server,
-                                           tmp_path: Path, monkeypatch):
+                                           fault_proxy: FaultProxy, tmp_path: Path, monkeypatch):
     """Every 3rd request meets a fault (503 SlowDown, 500, reset, half a body, latency, an upload
     stored but its answer lost): the store
     client, the artifact API, `pull` and store-only `verify` finish after retries, and every file
@@ -408,17 +409,17 @@ def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Serv
     from zkml_dvc.artifacts import pull as art_pull
     from zkml_dvc.artifacts import push as art_push
 
-    env = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8"}
+    env = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8",
+           "AWS_ENDPOINT_URL_S3": fault_proxy.endpoint}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("ZKML_DVC_MULTIPART_THRESHOLD", str(6 * 1024 * 1024))
     monkeypatch.setenv("ZKML_DVC_MULTIPART_CHUNKSIZE", str(5 * 1024 * 1024))
-    guard = s3_server.guard
-    guard.log.reset()
-    guard.fault_every = 3
+    before = fault_proxy.faults()
+    fault_proxy.set(every=3)
     completed = mismatches = 0
     try:
-        st = make_store(s3_server, produced.bucket, "faults")
+        st = make_store(s3_server, produced.bucket, "faults", endpoint=fault_proxy.endpoint)
         for i, size in enumerate((1_000, 300_000, 12 * 1024 * 1024)):
             src = tmp_path / f"f{i}.bin"
             src.write_bytes(os.urandom(size))
@@ -451,8 +452,8 @@ def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Serv
         assert res.returncode == 0, res.stderr
         completed += 1
     finally:
-        guard.fault_every = 0
-    faults = dict(guard.log.faults)
+        fault_proxy.set(every=0)
+    faults = dict(fault_proxy.faults() - before)
     print(f"faults injected: {sum(faults.values())} {faults}; operations completed: {completed}; "
           f"corrupted artifacts accepted: {mismatches}")
     assert mismatches == 0
@@ -473,7 +474,7 @@ def _attempts(cmd: list[str], cwd: Path, env: dict[str, str], tries: int = 3) ->
 
 
 def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Server,
-                                             tmp_path: Path):
+                                             fault_proxy: FaultProxy, tmp_path: Path):
     """DVC's own transfers (s3fs: the multipart pk upload, `dvc pull` of the keys) meet a fault on
     every 4th request. `push` and `pull --for prove` complete (re-run if they stop with a clear
     error); every pulled file has its recorded sha256; the pushed run then verifies."""
@@ -481,30 +482,30 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
 
     bucket = _new_bucket(s3_server)
     work = copy_tree(produced.root, tmp_path / "producer-copy")
-    cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, "--access-key-id",
+    cli("remote", "set", f"s3://{bucket}", "--endpoint", fault_proxy.endpoint, "--access-key-id",
         s3_server.access_key_id, "--secret-access-key", s3_server.secret_access_key, cwd=work,
         check=True)
     subprocess.run(["git", "commit", "-qam", "remote for the fault test"], cwd=work, check=True)
     env = {"ZKML_DVC_MAX_ATTEMPTS": "8"}
-    guard = s3_server.guard
-    guard.log.reset()
-    guard.fault_every = 4
+    before = fault_proxy.faults()
+    fault_proxy.set(every=4)
     mismatches = 0
     try:
         push_runs = _attempts(["push", "r1"], work, env)
         clean = clone(work, tmp_path / "clone")
         subprocess.run(["git", "checkout", "-q", "runs/testproj/r1"], cwd=clean, check=True)
-        machine = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8"}
+        machine = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8",
+                   "AWS_ENDPOINT_URL_S3": fault_proxy.endpoint}
         # The run's commit names the original bucket: point this checkout at the copy.
-        cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=clean,
+        cli("remote", "set", f"s3://{bucket}", "--endpoint", fault_proxy.endpoint, cwd=clean,
             env=machine, check=True)
         pull_runs = _attempts(["pull", "r1", "--for", "prove"], clean, machine)
         _, m = load_manifest(clean, "r1")
         for p in (LAY.pk, LAY.vk, LAY.settings, LAY.compiled, LAY.witness):
             mismatches += sha256_file(clean / p) != m.artifact(p).sha256
     finally:
-        guard.fault_every = 0
-    faults = dict(guard.log.faults)
+        fault_proxy.set(every=0)
+    faults = dict(fault_proxy.faults() - before)
     print(f"DVC transfers: faults injected: {sum(faults.values())} {faults}; push took {push_runs} "
           f"run(s), pull {pull_runs}; corrupted artifacts accepted: {mismatches}")
     assert mismatches == 0
@@ -517,7 +518,7 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
 
 
 def test_kill_during_download_then_pull_completes(produced: Produced, s3_server: S3Server,
-                                                  tmp_path: Path):
+                                                  fault_proxy: FaultProxy, tmp_path: Path):
     """kill -9 while the SRS is half downloaded: nothing appears under the blob's name (only a
     temp file marked .incomplete, never read); the next pull completes with the right bytes."""
     import signal
@@ -525,23 +526,19 @@ def test_kill_during_download_then_pull_completes(produced: Produced, s3_server:
     env = _machine(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     _, m = load_manifest(repo, "r1")
-    guard = s3_server.guard
-    guard.stalled.clear()
-    guard.release.clear()
-    guard.stall_key = f"srs/{m.srs.sha256}"
+    fault_proxy.set(stall_key=f"srs/{m.srs.sha256}")
     try:
         from tests.conftest import ZKML
 
         proc = subprocess.Popen([ZKML, "pull", "r1", "--for", "verify"], cwd=repo,
-                                env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        assert guard.stalled.wait(60), "the download never started"
+                                env={**os.environ, **env, "AWS_ENDPOINT_URL_S3": fault_proxy.endpoint},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert fault_proxy.wait_stalled(60), "the download never started"
         time.sleep(0.5)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
-        guard.stall_key = None
-        guard.release.set()
+        fault_proxy.set()
     cache = Path(env["ZKML_DVC_CACHE_DIR"])
     blob = cache / "blobs" / m.srs.sha256  # srs.blob_path under that machine's cache
     assert not blob.exists()
