@@ -17,6 +17,19 @@ def test_exit_codes_are_distinct_and_documented():
         assert f"| {code} |" in doc, f"exit code {code} ({klass.__name__}) missing in docs/errors.md"
 
 
+def test_every_test_named_in_errors_md_exists():
+    """The catalogue names the test that checks each case: each must exist."""
+    import re
+
+    doc = (REPO / "docs" / "errors.md").read_text()
+    named = set(re.findall(r"(test_[a-z_]+\.py)::(test_[a-z0-9_]+)", doc))
+    assert len(named) >= 20
+    for module, name in named:
+        files = list((REPO / "tests").rglob(module))
+        assert files, f"docs/errors.md names {module}, which does not exist"
+        assert any(f"def {name}(" in f.read_text() for f in files), f"{module}::{name} not found"
+
+
 @pytest.mark.parametrize("exc,code", [
     (errors.MissingFileError("x.onnx", "ONNX model"), 2),
     (errors.IntegrityError("vk", "a" * 64, "b" * 64), 4),
