@@ -170,3 +170,43 @@ def clone(src: Path, dest: Path) -> Path:
 def copy_tree(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, symlinks=True)
     return dest
+
+
+def new_bucket(s3: S3Server) -> str:
+    """A fresh versioned bucket (for module fixtures; tests use the `bucket` fixture)."""
+    name = f"t-{secrets.token_hex(6)}"
+    c = s3.client()
+    c.create_bucket(Bucket=name)
+    c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def copy_bucket(s3: S3Server, src: str) -> str:
+    """A copy of a bucket, for tampering tests that must not touch the original."""
+    dst = new_bucket(s3)
+    c = s3.client()
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=src):
+        for obj in page.get("Contents", []):
+            c.copy_object(Bucket=dst, Key=obj["Key"], CopySource={"Bucket": src, "Key": obj["Key"]})
+    return dst
+
+
+def producer_env(tmp: Path, shared_cache: Path) -> pytest.MonkeyPatch:
+    """Env of a 'producer machine' for module fixtures (the autouse isolation is per test):
+    its own HOME, the shared SRS cache, a git identity. Call .undo() when done."""
+    mp = pytest.MonkeyPatch()
+    (tmp / "home").mkdir()
+    mp.setenv("HOME", str(tmp / "home"))
+    mp.setenv("ZKML_DVC_CACHE_DIR", str(shared_cache))
+    for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        mp.setenv(k, "Producer")
+    for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        mp.setenv(k, "producer@example.org")
+    return mp
+
+
+def machine_env(tmp_path: Path, s3: S3Server, name: str = "machine") -> dict[str, str]:
+    """Env of another machine: its own HOME and cache, the store reached through env vars only."""
+    home = tmp_path / f"{name}-home"
+    home.mkdir()
+    return {"HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"), **s3.env()}

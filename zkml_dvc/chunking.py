@@ -24,7 +24,6 @@ Neither hides the intermediate values from whoever holds a witness: no salt or b
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from . import ezkl_adapter
-from .errors import InputError, IntegrityError
+from .errors import InputError
 from .fsutil import atomic_write_json, read_json, sha256_file
 from .params import LINK_VISIBILITY, ChunkedModelParams, RunArgs
 
@@ -345,13 +344,3 @@ def check_claimed_input(proof_path: Path, input_json: Path, visibility: str, sca
 def claimed_output(proof_path: Path) -> list[list[str]]:
     pretty = read_json(proof_path, "proof").get("pretty_public_inputs") or {}
     return [list(map(str, t)) for t in (pretty.get("rescaled_outputs") or [])]
-
-
-def require_same(path: Path, expected: str, what: str) -> None:
-    actual = sha256_file(path)
-    if actual != expected:
-        raise IntegrityError(what, expected, actual)
-
-
-def copy_plan_file(src: Path, dest: Path) -> None:
-    shutil.copyfile(src, dest)

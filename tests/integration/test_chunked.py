@@ -14,7 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODELS, S3Server, cli, clone, connect, make_store, new_project
+from tests.conftest import (
+    MODELS,
+    S3Server,
+    cli,
+    clone,
+    connect,
+    copy_bucket,
+    machine_env,
+    make_store,
+    new_bucket,
+    new_project,
+    producer_env,
+)
 from zkml_dvc.fsutil import sha256_bytes, sha256_file
 from zkml_dvc.layout import ModelLayout, run_index_prefix
 
@@ -54,30 +66,15 @@ class Chunked:
     bucket: str
 
 
-def _bucket(s3: S3Server) -> str:
-    name = f"t-{secrets.token_hex(6)}"
-    c = s3.client()
-    c.create_bucket(Bucket=name)
-    c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    return name
-
-
 @pytest.fixture(scope="module")
 def chunked(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory,
             shared_cache: Path) -> Chunked:
     """Runs pushed by a producer: c2 (mlp2, 2 polycommit chunks, local Ray), c3 (mlp3, 3 hashed
     chunks), c2b (mlp2 on another input, on a `ray start` cluster reading the store)."""
-    mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("chunked")
-    (tmp / "home").mkdir()
-    mp.setenv("HOME", str(tmp / "home"))
-    mp.setenv("ZKML_DVC_CACHE_DIR", str(shared_cache))
-    for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        mp.setenv(k, "Producer")
-    for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        mp.setenv(k, "producer@example.org")
+    mp = producer_env(tmp, shared_cache)
     try:
-        bucket = _bucket(s3_server)
+        bucket = new_bucket(s3_server)
         root = new_project(tmp, "origin")
         params = (root / "params.yaml").read_text().replace("chunked: {}\n", CHUNKED)
         (root / "params.yaml").write_text(params)
@@ -95,17 +92,11 @@ def chunked(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory,
         mp.undo()
 
 
-def _machine(tmp_path: Path, s3: S3Server) -> dict[str, str]:
-    home = tmp_path / "verifier-home"
-    home.mkdir()
-    return {"HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"), **s3.env()}
-
-
 @pytest.mark.parametrize(("run_id", "n", "link"), [("c2", 2, "polycommit"), ("c3", 3, "hashed")])
 def test_chunked_run_verifies_in_a_clean_room_with_every_link(
         chunked: Chunked, s3_server: S3Server, tmp_path: Path, run_id: str, n: int, link: str
 ) -> None:
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     work = clone(chunked.root, tmp_path / "verifier")
     res = cli("verify", run_id, cwd=work, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -159,15 +150,6 @@ def test_chunked_output_equals_the_monolithic_circuit(chunked: Chunked, tmp_path
 
 
 # ---- tampering ---------------------------------------------------------------------------------
-def _copy(s3: S3Server, src: str) -> str:
-    dst = _bucket(s3)
-    c = s3.client()
-    for page in c.get_paginator("list_objects_v2").paginate(Bucket=src):
-        for obj in page.get("Contents", []):
-            c.copy_object(Bucket=dst, Key=obj["Key"], CopySource={"Bucket": src, "Key": obj["Key"]})
-    return dst
-
-
 def _forge(s3: S3Server, bucket: str, run_id: str, replace: dict[str, bytes]) -> None:
     """An attacker who controls the store: replace kit files and rewrite the manifest (and the
     sha256 stored with it) so that every hash matches the substitutes."""
@@ -190,7 +172,7 @@ def _forge(s3: S3Server, bucket: str, run_id: str, replace: dict[str, bytes]) ->
 def _store_verify(chunked: Chunked, s3: S3Server, tmp_path: Path, bucket: str, run_id: str
                   ) -> subprocess.CompletedProcess[str]:
     return cli("verify", run_id, "--store", f"s3://{bucket}", "--project", "testproj",
-               cwd=tmp_path, env=_machine(tmp_path, s3))
+               cwd=tmp_path, env=machine_env(tmp_path, s3))
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +214,7 @@ def other_input_run(chunked: Chunked, s3_server: S3Server) -> str:
 def test_substituted_chunk_proof_is_rejected_by_the_link(
         chunked: Chunked, other_input_run: str, s3_server: S3Server, tmp_path: Path) -> None:
     """Chunk 1's proof from another input verifies on its own; its input is not chunk 0's output."""
-    bucket = _copy(s3_server, chunked.bucket)
+    bucket = copy_bucket(s3_server, chunked.bucket)
     store = make_store(s3_server, bucket)
     foreign = store.get_bytes(f"{run_index_prefix('testproj', other_input_run)}/c1/proof.json")
     _forge(s3_server, bucket, "c2", {"c1/proof.json": foreign})
@@ -251,11 +233,11 @@ def test_vk_compiled_at_another_scale_is_rejected(chunked: Chunked, s3_server: S
     other = ModelLayout("mlp2s8", 1)
     vk, settings = (root / other.vk).read_bytes(), (root / other.settings).read_bytes()
     # Pinned by the manifest in git: the swapped vk is an integrity failure in a clone.
-    bucket = _copy(s3_server, chunked.bucket)
+    bucket = copy_bucket(s3_server, chunked.bucket)
     store = make_store(s3_server, bucket)
     store.put_bytes(vk, f"{run_index_prefix('testproj', 'c2')}/c1/vk.key")
     work = clone(root, tmp_path / "verifier")
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=work, env=env,
         check=True)
     res = cli("verify", "c2", cwd=work, env=env)
@@ -271,7 +253,7 @@ def test_vk_compiled_at_another_scale_is_rejected(chunked: Chunked, s3_server: S
 
 def test_claimed_input_off_by_one_quantum_is_rejected(chunked: Chunked, s3_server: S3Server,
                                                       tmp_path: Path) -> None:
-    bucket = _copy(s3_server, chunked.bucket)
+    bucket = copy_bucket(s3_server, chunked.bucket)
     store = make_store(s3_server, bucket)
     claimed = json.loads(store.get_bytes(f"{run_index_prefix('testproj', 'c2')}/input.json"))
     claimed["input_data"][0][0] += 1 / 2**7  # one quantum at the pinned scale
@@ -300,7 +282,7 @@ def test_resume_chunked_run_with_new_input_reuses_keys(chunked: Chunked, s3_serv
                                                        tmp_path: Path) -> None:
     """On another machine: the plan, circuits and keys come from the store; only the witnesses,
     proofs and verification run again, and the new run verifies store-only."""
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     work = clone(chunked.root, tmp_path / "clone")
     subprocess.run(["git", "checkout", "-q", "runs/testproj/c2"], cwd=work, check=True)
     assert not (work / ModelLayout("mlp2", 0).pk).exists()
@@ -317,5 +299,5 @@ def test_resume_chunked_run_with_new_input_reuses_keys(chunked: Chunked, s3_serv
     empty = tmp_path / "empty"
     empty.mkdir()
     v = cli("verify", "c2r", "--store", f"s3://{chunked.bucket}", "--project", "testproj",
-            cwd=empty, env=_machine(tmp_path / "empty", s3_server))
+            cwd=empty, env=machine_env(tmp_path / "empty", s3_server, "verifier"))
     assert v.returncode == 0, v.stdout + v.stderr

@@ -3,7 +3,6 @@ new HOME per "machine": cold start, clean-room verification, resume mid-way, int
 
 import json
 import os
-import secrets
 import subprocess
 import time
 from dataclasses import dataclass
@@ -11,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import S3Server, cli, clone, connect, new_project
+from tests.conftest import (
+    S3Server,
+    cli,
+    clone,
+    connect,
+    copy_bucket,
+    machine_env,
+    new_bucket,
+    new_project,
+    producer_env,
+)
 from tests.faultproxy import FaultProxy
 from zkml_dvc.fsutil import sha256_file
 from zkml_dvc.layout import ModelLayout, run_index_prefix
@@ -28,30 +37,15 @@ class Produced:
     run_id: str
 
 
-def _new_bucket(s3: S3Server) -> str:
-    name = f"t-{secrets.token_hex(6)}"
-    c = s3.client()
-    c.create_bucket(Bucket=name)
-    c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    return name
-
-
 @pytest.fixture(scope="module")
 def produced(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory,
              shared_cache: Path) -> Produced:
     """One run pushed to its own bucket by a 'producer machine' (module-wide: proving is slow).
     Tests never modify this bucket: tampering tests work on a copy."""
-    mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("producer")
-    (tmp / "home").mkdir()
-    mp.setenv("HOME", str(tmp / "home"))
-    mp.setenv("ZKML_DVC_CACHE_DIR", str(shared_cache))
-    for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        mp.setenv(k, "Producer")
-    for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        mp.setenv(k, "producer@example.org")
+    mp = producer_env(tmp, shared_cache)
     try:
-        bucket = _new_bucket(s3_server)
+        bucket = new_bucket(s3_server)
         root = new_project(tmp, "origin")
         connect(root, s3_server, bucket)
         s3_server.guard.log.reset()
@@ -63,20 +57,6 @@ def produced(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory,
         mp.undo()
 
 
-def _machine(tmp_path: Path, s3: S3Server, name: str = "machine") -> dict[str, str]:
-    """Env of another machine: its own HOME and cache, the store reached through env vars only."""
-    home = tmp_path / f"{name}-home"
-    home.mkdir()
-    return {"HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"), **s3.env()}
-
-
-def _copy_bucket(s3: S3Server, src: str) -> str:
-    dst = _new_bucket(s3)
-    c = s3.client()
-    for page in c.get_paginator("list_objects_v2").paginate(Bucket=src):
-        for obj in page.get("Contents", []):
-            c.copy_object(Bucket=dst, Key=obj["Key"], CopySource={"Bucket": src, "Key": obj["Key"]})
-    return dst
 
 
 # ---- cold start --------------------------------------------------------------------------------
@@ -112,7 +92,7 @@ def test_pushing_again_uploads_nothing(produced: Produced, s3_server: S3Server):
 # ---- clean-room verification -------------------------------------------------------------------
 def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_server: S3Server,
                                                     tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     _, m = load_manifest(produced.root, "r1")
     s3_server.guard.log.reset()
@@ -134,7 +114,7 @@ def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_serve
 
 def test_store_only_verification_needs_no_clone(produced: Produced, s3_server: S3Server,
                                                 tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     empty = tmp_path / "empty"
     empty.mkdir()
     res = cli("verify", "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
@@ -151,7 +131,7 @@ def test_store_only_verification_needs_no_clone(produced: Produced, s3_server: S
 
 def test_pull_for_verify_restores_exactly_the_kit(produced: Produced, s3_server: S3Server,
                                                   tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
     assert res.returncode == 0, res.stderr
@@ -165,7 +145,7 @@ def test_pull_for_verify_restores_exactly_the_kit(produced: Produced, s3_server:
 # ---- resume ------------------------------------------------------------------------------------
 def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_server: S3Server,
                                                          tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     assert not (repo / LAY.pk).exists()
     new_input = tmp_path / "new.json"
@@ -181,7 +161,7 @@ def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_
     assert child.artifact(LAY.pk).sha256 == parent.artifact(LAY.pk).sha256
     assert child.artifact(LAY.witness).sha256 != parent.artifact(LAY.witness).sha256
     # the new run was pushed and verifies in yet another clean room
-    other = _machine(tmp_path, s3_server, "verifier")
+    other = machine_env(tmp_path, s3_server, "verifier")
     empty = tmp_path / "empty"
     empty.mkdir()
     v = cli("verify", "r2", "--store", f"s3://{produced.bucket}", "--project", "testproj",
@@ -191,7 +171,7 @@ def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_
 
 # ---- integrity ---------------------------------------------------------------------------------
 def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     prefix = run_index_prefix("testproj", "r1")
     c = s3_server.client()
 
@@ -207,7 +187,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
         assert needle in res.stderr and "Traceback" not in res.stderr
 
     # 1. an object corrupted in the store (bytes changed, stored hash left as it was)
-    b1 = _copy_bucket(s3_server, produced.bucket)
+    b1 = copy_bucket(s3_server, produced.bucket)
     head = c.head_object(Bucket=b1, Key=f"{prefix}/vk.key")
     c.put_object(Bucket=b1, Key=f"{prefix}/vk.key", Body=b"\0" * head["ContentLength"],
                  Metadata=head["Metadata"])
@@ -216,7 +196,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     assert corrupted.stdout.startswith("INTEGRITY FAILURE: run r1")
 
     # 2. a tampered proof whose stored hash was updated to match: the manifest in git catches it
-    b2 = _copy_bucket(s3_server, produced.bucket)
+    b2 = copy_bucket(s3_server, produced.bucket)
     proof = json.loads(c.get_object(Bucket=b2, Key=f"{prefix}/proof.json")["Body"].read())
     proof["instances"][0][0] = proof["instances"][0][1]
     body = json.dumps(proof).encode()
@@ -251,7 +231,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     assert invalid.stdout.startswith("INVALID: run r1")
 
     # 4. a tampered vk (hash updated) in a clone
-    b3 = _copy_bucket(s3_server, produced.bucket)
+    b3 = copy_bucket(s3_server, produced.bucket)
     vk = bytearray(c.get_object(Bucket=b3, Key=f"{prefix}/vk.key")["Body"].read())
     vk[100] ^= 0xFF
     c.put_object(Bucket=b3, Key=f"{prefix}/vk.key", Body=bytes(vk),
@@ -264,7 +244,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
 
 
 def test_unknown_runs(produced: Produced, s3_server: S3Server, tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     res = cli("verify", "nope", cwd=repo, env=env)
     assert res.returncode == 8 and "no run 'nope'" in res.stderr
@@ -279,8 +259,8 @@ def test_unknown_runs(produced: Produced, s3_server: S3Server, tmp_path: Path):
 
 
 def test_version_mismatch_is_refused(produced: Produced, s3_server: S3Server, tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
-    b = _copy_bucket(s3_server, produced.bucket)
+    env = machine_env(tmp_path, s3_server)
+    b = copy_bucket(s3_server, produced.bucket)
     prefix = run_index_prefix("testproj", "r1")
     c = s3_server.client()
     man = json.loads(c.get_object(Bucket=b, Key=f"{prefix}/manifest.json")["Body"].read())
@@ -300,7 +280,7 @@ def test_version_mismatch_is_refused(produced: Produced, s3_server: S3Server, tm
 
 def test_audit_binds_the_vk_to_the_model(produced: Produced, s3_server: S3Server,
                                          tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     res = cli("audit", "r1", cwd=repo, env=env)
     assert res.returncode == 0, res.stderr
@@ -311,7 +291,7 @@ def test_second_machine_fetches_srs_from_store_and_uploads_no_pk(
         produced: Produced, s3_server: S3Server, tmp_path: Path):
     """A colleague clones and re-runs everything with an empty cache: the SRS comes from the store
     (gen_srs would make a different one), the keys come out identical, and the pk is not pushed."""
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     (repo / "models/mlp/input.json").write_text(json.dumps({"input_data": [[0.1, 0.2, 0.3, 0.4]]}))
     s3_server.guard.log.reset()
@@ -339,7 +319,7 @@ def test_python_api_example_in_docs_runs_as_written(produced: Produced, s3_serve
     doc = (REPO / "docs" / "python-api.md").read_text()
     code = re.findall(r"```python\n(.*?)```", doc, re.S)[0]
     code = code.replace('"RUN_ID"', '"r1"').replace('"s3://zkml-dvc"', f'"s3://{produced.bucket}"')
-    env = {**os.environ, **_machine(tmp_path, s3_server)}
+    env = {**os.environ, **machine_env(tmp_path, s3_server)}
     env["ZKML_DVC_CACHE_DIR"] = os.environ["ZKML_DVC_CACHE_DIR"]  # the producer's machine
     s3_server.guard.log.reset()
     import sys
@@ -357,7 +337,7 @@ def test_python_api_example_in_docs_runs_as_written(produced: Produced, s3_serve
 
 
 def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path):
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     c = s3_server.client()
 
     def check(res, code, needle):
@@ -374,7 +354,7 @@ def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path
     check(cli("pull", "r1", cwd=repo, env=env), 6, "git checkout runs/testproj/r1")
 
     # an SRS whose bytes do not match its hash
-    b = _copy_bucket(s3_server, produced.bucket)
+    b = copy_bucket(s3_server, produced.bucket)
     _, m = load_manifest(produced.root, "r1")
     key = f"srs/{m.srs.sha256}"
     head = c.head_object(Bucket=b, Key=key)
@@ -409,7 +389,7 @@ def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Serv
     from zkml_dvc.artifacts import pull as art_pull
     from zkml_dvc.artifacts import push as art_push
 
-    env = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8",
+    env = {**machine_env(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8",
            "AWS_ENDPOINT_URL_S3": fault_proxy.endpoint}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -480,7 +460,7 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
     error); every pulled file has its recorded sha256; the pushed run then verifies."""
     from tests.conftest import copy_tree
 
-    bucket = _new_bucket(s3_server)
+    bucket = new_bucket(s3_server)
     work = copy_tree(produced.root, tmp_path / "producer-copy")
     cli("remote", "set", f"s3://{bucket}", "--endpoint", fault_proxy.endpoint, "--access-key-id",
         s3_server.access_key_id, "--secret-access-key", s3_server.secret_access_key, cwd=work,
@@ -494,7 +474,7 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
         push_runs = _attempts(["push", "r1"], work, env)
         clean = clone(work, tmp_path / "clone")
         subprocess.run(["git", "checkout", "-q", "runs/testproj/r1"], cwd=clean, check=True)
-        machine = {**_machine(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8",
+        machine = {**machine_env(tmp_path, s3_server), "ZKML_DVC_MAX_ATTEMPTS": "8",
                    "AWS_ENDPOINT_URL_S3": fault_proxy.endpoint}
         # The run's commit names the original bucket: point this checkout at the copy.
         cli("remote", "set", f"s3://{bucket}", "--endpoint", fault_proxy.endpoint, cwd=clean,
@@ -513,7 +493,7 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
     empty = tmp_path / "empty"
     empty.mkdir()
     res = cli("verify", "r1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=empty,
-              env=_machine(tmp_path / "empty", s3_server))
+              env=machine_env(tmp_path / "empty", s3_server))
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -523,7 +503,7 @@ def test_kill_during_download_then_pull_completes(produced: Produced, s3_server:
     temp file marked .incomplete, never read); the next pull completes with the right bytes."""
     import signal
 
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     _, m = load_manifest(repo, "r1")
     fault_proxy.set(stall_key=f"srs/{m.srs.sha256}")
@@ -559,7 +539,7 @@ def test_disk_full_on_download_is_one_clear_error(produced: Produced, s3_server:
 
     from tests.conftest import ZKML
 
-    env = _machine(tmp_path, s3_server)
+    env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     _, m = load_manifest(repo, "r1")
 
