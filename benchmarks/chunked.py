@@ -1,7 +1,7 @@
 """Monolithic vs chunked proving of the same model (issue 5's benchmark).
 
 For MLPs of width 128 and 256 (64 -> W -> W -> W -> 10, ReLU, fixed seeded weights): the
-monolithic circuit, and N=2 and N=4 row-balanced chunks (zkml_dvc.chunking, polycommit links).
+monolithic circuit, and N=2 and N=4 row-balanced chunks (zkml_dvc.chunked, polycommit links).
 Each prove runs alone in its own process, which reports its wall time, CPU seconds and peak RSS;
 then the chunk proofs run together as Ray tasks on this machine (wall time). Ratios are against
 the monolithic run on the same machine, side by side.
@@ -77,7 +77,7 @@ def prove_alone(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path,
 def srs_for(logrows: int) -> Path:
     from zkml_dvc import srs as srs_mod
 
-    return srs_mod.path_for(srs_mod.obtain("local", logrows, fetch_from_store=False))
+    return srs_mod.path_for(srs_mod.obtain("local", logrows))
 
 
 def monolithic(onnx: Path, data: Path, cal: Path, work: Path) -> dict[str, float]:
@@ -100,9 +100,9 @@ def monolithic(onnx: Path, data: Path, cal: Path, work: Path) -> dict[str, float
 
 
 def chunked(onnx: Path, data: Path, cal: Path, n: int, work: Path) -> dict[str, object]:
-    from zkml_dvc import chunking
     from zkml_dvc import ezkl_adapter as ez
-    from zkml_dvc.distributed import FileRef, ProveTask, prove_all
+    from zkml_dvc.chunked import plan as chunking
+    from zkml_dvc.chunked.ray_prove import FileRef, ProveTask, prove_all
     from zkml_dvc.fsutil import sha256_file
     from zkml_dvc.params import ChunkedModelParams
 

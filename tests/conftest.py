@@ -20,6 +20,11 @@ from tests.s3guard import S3Guard
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 ZKML = str(Path(sys.executable).parent / "zkml-dvc")
+# The tests prove with a local gen_srs SRS (the public one cannot be downloaded here): verify must
+# be told to accept it, and the verdict still says UNTRUSTED SRS. Store-only checks that have no
+# pinned manifest take the store's word explicitly.
+VERIFY = ("verify", "--allow-untrusted-srs")
+VERIFY_ON_TRUST = (*VERIFY, "--trust-store")
 
 
 @pytest.fixture(scope="session")

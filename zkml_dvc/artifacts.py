@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from . import env
-from .errors import InputError, IntegrityError, NotFoundError
+from .errors import HashMismatchError, InputError, NotFoundError
 from .fsutil import atomic_path, sha256_bytes, sha256_file
 
 A = TypeVar("A", bound="Artifact")
@@ -63,7 +63,7 @@ class S3Backend:
     """The O3/S3 store through zkml-dvc's store client (O3-safe settings, sha256 metadata)."""
 
     def __init__(self, url: str, endpoint: str | None = None) -> None:
-        from .store import store_from_config
+        from .remote import store_from_config
 
         self.store = store_from_config(url, endpoint)
 
@@ -119,7 +119,7 @@ class FsspecBackend:
             self.fs.get_file(self._p(key), str(tmp))
             actual = sha256_file(tmp)
             if actual != sha256:
-                raise IntegrityError(self._p(key), sha256, actual)
+                raise HashMismatchError(self._p(key), sha256, actual)
         return dest
 
     def put_bytes(self, data: bytes, key: str) -> bool:
@@ -133,7 +133,7 @@ class FsspecBackend:
             raise ArtifactNotFoundError(f"{self._p(key)} does not exist", "")
         data = bytes(self.fs.cat_file(self._p(key)))
         if sha256 and sha256_bytes(data) != sha256:
-            raise IntegrityError(self._p(key), sha256, sha256_bytes(data))
+            raise HashMismatchError(self._p(key), sha256, sha256_bytes(data))
         return data
 
     def list(self, prefix: str) -> list[str]:
@@ -257,7 +257,7 @@ class EZKLArtifact(Artifact):
             entry = m.artifact(rel)
             actual = sha256_file(root / rel) if (root / rel).exists() else "missing"
             if actual != entry.sha256:
-                raise IntegrityError(f"{rel} of run {run_id} in {root}", entry.sha256, actual,
+                raise HashMismatchError(f"{rel} of run {run_id} in {root}", entry.sha256, actual,
                                      f"Restore it with `zkml-dvc pull {run_id} --for all`.")
             if entry.object_key:
                 known[entry.sha256] = entry.object_key

@@ -75,6 +75,12 @@ def cache_dir() -> Path:
     return base / "zkml-dvc"
 
 
+def config_dir() -> Path:
+    """Per-user configuration: $XDG_CONFIG_HOME/zkml-dvc, else ~/.config/zkml-dvc."""
+    xdg = get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "zkml-dvc"
+
+
 def o3_safe_client_env() -> dict[str, str]:
     """Variables every S3 client we start (DVC/s3fs, boto3, aws CLI) must see for O3."""
     return {

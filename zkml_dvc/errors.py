@@ -21,7 +21,8 @@ class ZkmlError(Exception):
 
     def one_line(self) -> str:
         if self.remedy:
-            return f"{self.message.rstrip('.')}. {self.remedy}"
+            sep = " " if self.message.endswith(".") else ". "
+            return f"{self.message}{sep}{self.remedy}"
         return self.message
 
 
@@ -63,19 +64,36 @@ class StoreError(ZkmlError):
 
 
 class IntegrityError(ZkmlError):
-    """A file's bytes do not match the sha256 recorded for them."""
+    """Something does not match what was recorded or pinned for it (a hash, a size, a name)."""
 
-    def __init__(
-        self, what: str, expected: str, actual: str, remedy: str = ""
-    ) -> None:
+    DEFAULT_REMEDY = "The stored copy is corrupt or was tampered with; do not use it."
+
+    def __init__(self, message: str, remedy: str = "") -> None:
+        super().__init__(message, remedy or self.DEFAULT_REMEDY)
+
+
+class HashMismatchError(IntegrityError):
+    """A file's bytes do not hash to the sha256 recorded for them."""
+
+    def __init__(self, what: str, expected: str, actual: str, remedy: str = "") -> None:
         self.what = what
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"integrity check failed for {what}: sha256 {actual[:12]}... "
-            f"does not match the recorded {expected[:12]}...",
-            remedy or "The stored copy is corrupt or was tampered with; do not use it.",
+            f"integrity check failed for {what}: its sha256 is {actual[:12]}..., "
+            f"not the recorded {expected[:12]}...",
+            remedy,
         )
+
+
+class UnauthenticatedError(ZkmlError):
+    """Nothing the verifier trusts authenticates a manifest (no anchor, or a signature that does not
+    verify or comes from an unlisted key)."""
+
+
+class UntrustedSrsError(ZkmlError):
+    """A proof verified, but with an SRS that is not the public ceremony one: whoever made the SRS
+    could have forged it."""
 
 
 class ProofInvalidError(ZkmlError):
@@ -108,8 +126,9 @@ EXIT_CODES: dict[type[ZkmlError], int] = {
     ConfigError: 6,
     PipelineError: 7,
     NotFoundError: 8,
+    UntrustedSrsError: 9,
+    UnauthenticatedError: 10,
 }
-EXIT_USAGE = 2
 EXIT_INTERNAL = 1
 
 

@@ -2,12 +2,15 @@
 
 Every function takes explicit paths (ezkl's defaults are relative to the working directory), returns
 plain values, and turns ezkl's RuntimeError/IOError into ``EzklError`` naming the step and files.
-ezkl is imported inside the functions so that `zkml-dvc --help` stays fast.
+Inside ``recording()`` every call is also recorded (function and arguments, with the paths a user
+knows), which is what stage records and manifests list. ezkl is imported inside the functions so
+that `zkml-dvc --help` stays fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -17,6 +20,10 @@ from typing import Any
 from . import env
 from .errors import EzklError, ProofInvalidError
 from .params import RunArgs
+from .records import EzklCall
+
+_RECORDER: contextvars.ContextVar[list[EzklCall] | None] = contextvars.ContextVar(
+    "zkml_dvc_ezkl_recorder", default=None)
 
 SETTINGS_TIMESTAMP = 0  # ezkl needs an integer; a fixed one makes settings.json byte-stable
 
@@ -42,6 +49,28 @@ def _shown(path: Path | str) -> str:
 
 
 @contextlib.contextmanager
+def recording() -> Iterator[list[EzklCall]]:
+    """Record every ezkl call made inside the block into the yielded list."""
+    calls: list[EzklCall] = []
+    token = _RECORDER.set(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDER.reset(token)
+
+
+def _record(function: str, files: Mapping[str, Path | str], **extra: Any) -> None:
+    calls = _RECORDER.get()
+    if calls is None:
+        return
+    # The SRS lives in the user's cache: record it by its content name, not the machine's path.
+    args: dict[str, Any] = {k: (f"srs:{Path(v).name}" if k == "srs" else _shown(v))
+                            for k, v in files.items()}
+    args.update(extra)
+    calls.append(EzklCall(function=function, args=args))
+
+
+@contextlib.contextmanager
 def _ezkl_lock() -> Iterator[None]:
     """Exclusive lock on ezkl's directory for the length of one ezkl call.
 
@@ -62,10 +91,16 @@ def _ezkl_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _call(step: str, files: Mapping[str, Path | str], fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _call(step: str, files: Mapping[str, Path | str], fn: Any, *args: Any,
+          _extra: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
     try:
-        with _ezkl_lock():
-            return fn(*args, **kwargs)
+        # Only calls that touch ezkl's directory need the lock; pure conversions (no files) do not,
+        # and must not create ~/.ezkl on a verifier's machine.
+        with _ezkl_lock() if files else contextlib.nullcontext():
+            result = fn(*args, **kwargs)
+        if files:
+            _record(step, files, **(_extra or {}))
+        return result
     except (RuntimeError, OSError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EzklError(step, {k: _shown(v) for k, v in files.items()}, detail) from exc
@@ -86,7 +121,8 @@ def gen_settings(model: Path, settings: Path, run_args: RunArgs) -> None:
     _require_true(
         "gen_settings",
         files,
-        _call("gen_settings", files, ezkl.gen_settings, str(model), str(settings), py_run_args=py_args),
+        _call("gen_settings", files, ezkl.gen_settings, str(model), str(settings), py_run_args=py_args,
+              _extra={"py_run_args": run_args.model_dump(exclude_none=True)}),
     )
     canonicalize_settings(settings)
 
@@ -113,6 +149,7 @@ def calibrate_settings(
             str(settings),
             target,
             scales=scales,
+            _extra={"target": target, "scales": scales, **extra},
             **extra,
         ),
     )
@@ -154,7 +191,7 @@ def compile_circuit(model: Path, compiled: Path, settings: Path) -> None:
 def gen_srs(srs: Path, logrows: int) -> None:
     import ezkl
 
-    _call("gen_srs", {"srs": srs}, ezkl.gen_srs, str(srs), logrows)
+    _call("gen_srs", {"srs": srs}, ezkl.gen_srs, str(srs), logrows, _extra={"logrows": logrows})
 
 
 def get_srs(srs: Path, logrows: int) -> None:
@@ -162,7 +199,8 @@ def get_srs(srs: Path, logrows: int) -> None:
 
     files = {"srs": srs}
     _require_true(
-        "get_srs", files, _call("get_srs", files, ezkl.get_srs, logrows=logrows, srs_path=str(srs))
+        "get_srs", files, _call("get_srs", files, ezkl.get_srs, logrows=logrows, srs_path=str(srs),
+                               _extra={"logrows": logrows})
     )
 
 
@@ -172,7 +210,7 @@ def gen_witness(
     import ezkl
 
     files: dict[str, Path | str] = {"data": data, "compiled": compiled, "witness": witness}
-    kwargs: dict[str, str] = {}
+    kwargs: dict[str, Any] = {}
     if vk is not None and srs is not None:
         files.update(vk=vk, srs=srs)
         kwargs = {"vk_path": str(vk), "srs_path": str(srs)}
@@ -220,14 +258,7 @@ def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> None:
         ) from exc
     if ok is not True:
         raise ProofInvalidError(f"proof {proof} did not verify against {vk}", "")
-    del files
-
-
-def swap_proof_commitments(proof: Path, witness: Path) -> None:
-    import ezkl
-
-    files = {"proof": proof, "witness": witness}
-    _call("swap_proof_commitments", files, ezkl.swap_proof_commitments, str(proof), str(witness))
+    _record("verify", files)
 
 
 def float_to_felt(values: list[float], scale: int) -> list[str]:
@@ -242,3 +273,10 @@ def poseidon_hash(felts: list[str]) -> list[str]:
     import ezkl
 
     return [str(h) for h in _call("poseidon_hash", {}, ezkl.poseidon_hash, felts)]
+
+
+def felt_to_float(felt: str, scale: int) -> float:
+    """ezkl's decoding of one field element (as proofs carry it) at ``scale``."""
+    import ezkl
+
+    return float(_call("felt_to_float", {}, ezkl.felt_to_float, felt, scale))

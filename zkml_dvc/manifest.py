@@ -16,12 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .chunked.records import ChunkEntry
 from .errors import InputError
 from .fsutil import atomic_write_text, confined
 from .layout import Category
 from .onnx_model import ModelFacts
+from .records import StageRecord
 from .srs import SrsPointer
-from .stages import EzklCall
 
 SCHEMA_VERSION = 1
 _HEX64 = r"^[0-9a-f]{64}$"
@@ -36,13 +37,9 @@ class ToolVersions(BaseModel):
     ezkl_key_format: str
 
 
-class StageRun(BaseModel):
-    stage: str
-    command: str
-    ezkl_calls: list[EzklCall]
-    started: datetime
-    ended: datetime
-    duration_s: float
+class StageRun(StageRecord):
+    """A stage's record as the run saw it."""
+
     ran: bool = Field(description="True if the stage ran in this run, False if DVC had it cached")
 
 
@@ -63,20 +60,6 @@ class ArtifactEntry(BaseModel):
     def _relative(cls, v: str) -> str:
         confined(Path("/nonexistent-root"), v)  # raises on absolute or .. paths
         return v
-
-
-class ChunkEntry(BaseModel):
-    """One chunk of a chunked run: where it was cut, how it links, what the verifier pins."""
-
-    index: int = Field(ge=0)
-    input_tensor: str
-    output_tensor: str
-    input_visibility: str
-    output_visibility: str
-    link_inputs: int = Field(ge=0, description="link values (commitment points or hashes) for "
-                                               "the chunk's input in its proof")
-    link_outputs: int = Field(ge=0, description="link values for the chunk's output")
-    prove_seconds: float | None = Field(default=None, description="None if DVC had it cached")
 
 
 class Manifest(BaseModel):
@@ -100,6 +83,23 @@ class Manifest(BaseModel):
         default=None, description="how a chunked run's chunks are linked (None: not chunked)")
     chunk_scale: int | None = Field(default=None, description="the one scale of every chunk")
     chunks: list[ChunkEntry] = Field(default_factory=list)
+
+    @field_validator("project", "model")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        # they become paths (artifacts/<model>/...) and keys: never `/etc` or `..`
+        from .params import check_name
+
+        return check_name(v, "name")
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, v: str) -> str:
+        from .params import RUN_ID_RE
+
+        if not RUN_ID_RE.match(v) or ".." in v:
+            raise ValueError(f"run id {v!r} is not allowed")
+        return v
 
     def artifact(self, path: str | Path) -> ArtifactEntry:
         for a in self.artifacts:

@@ -17,6 +17,8 @@ from .errors import InputError, MissingFileError, NotFoundError
 
 PARAMS_FILE = "params.yaml"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# run ids: also git ref components and O3 object keys (runs.validate_run_id adds the rest)
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 Visibility = str  # validated below: ezkl accepts a few forms with suffixes (hashed/private/0)
 _VISIBILITY_RE = re.compile(r"^(private|public|fixed|polycommit|hashed(/public|/private(/[0-9,]+)?)?)$")

@@ -17,9 +17,8 @@ import yaml
 
 from . import env
 from .errors import ConfigError, PipelineError, StoreError
-from .layout import STAGES
+from .remote import REMOTE_NAME
 
-REMOTE_NAME = "o3"
 LAST_ERROR = Path(".dvc") / "tmp" / "zkml-dvc" / "last-stage-error.txt"
 
 
@@ -44,6 +43,50 @@ def _dvc_logs_to_stderr() -> None:
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                 handler.setStream(sys.stderr)
+
+
+_VERBOSE = False
+
+
+def set_verbose(verbose: bool) -> None:
+    """`zkml-dvc -v`: let DVC's own log lines through (transfers included)."""
+    global _VERBOSE
+    _VERBOSE = verbose
+
+
+@contextlib.contextmanager
+def _transfer_log_quiet() -> Iterator[None]:
+    """DVC logs each failed transfer as an ERROR line before raising; the error we raise already
+    names the cause, so keep the one-line promise unless -v (or ZKML_DVC_TRACEBACK) asks for more."""
+    import logging
+
+    if _VERBOSE or env.flag(env.TRACEBACK):
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("dvc", "dvc_objects", "dvc_data")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+@contextlib.contextmanager
+def _stages_quiet() -> Iterator[None]:
+    """Tell the stage commands DVC spawns (they inherit our environment) to record a failure for
+    us to report once, naming the stage, instead of printing it too; restored afterwards."""
+    old = os.environ.get(env.STAGE_QUIET)
+    os.environ[env.STAGE_QUIET] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(env.STAGE_QUIET, None)
+        else:
+            os.environ[env.STAGE_QUIET] = old
 
 
 @contextlib.contextmanager
@@ -83,8 +126,7 @@ def repro_targets(root: Path, targets: list[str], force: str | None = None,
 
     last_error = root / LAST_ERROR
     last_error.unlink(missing_ok=True)
-    os.environ[env.STAGE_QUIET] = "1"
-    with open_repo(root) as repo:
+    with _stages_quiet(), open_repo(root) as repo:
         try:
             if force:
                 repo.reproduce(force, force=True, single_item=True)
@@ -110,7 +152,7 @@ def push_targets(root: Path, targets: list[str]) -> int:
     """`dvc push` of the given outputs (what remote workers will read)."""
     from dvc.exceptions import DvcException
 
-    with open_repo(root) as repo:
+    with open_repo(root) as repo, _transfer_log_quiet():
         try:
             return int(repo.push(targets=targets, remote=REMOTE_NAME) or 0)
         except DvcException as exc:
@@ -146,22 +188,35 @@ def lock_outs(root: Path) -> dict[str, dict[str, Any]]:
     return outs
 
 
-def stage_outputs(model: str, stages: list[str]) -> list[str]:
-    from .layout import ModelLayout
-
-    outs = ModelLayout(model).outputs()
-    return [str(p) for s in stages for p in outs[s]]
-
-
-def stages_before(stage: str) -> list[str]:
-    return list(STAGES[: STAGES.index(stage)])
+@contextlib.contextmanager
+def _own_aws_files() -> Iterator[None]:
+    """DVC's S3 remote sets AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE from the remote's
+    ``configpath`` / ``credentialpath`` only if they are unset, and botocore runs any
+    ``credential_process`` such a file names. Pin both to the user's own files for the call, so a
+    clone's tracked config can never choose them (restored afterwards)."""
+    pinned = {"AWS_CONFIG_FILE": str(Path.home() / ".aws" / "config"),
+              "AWS_SHARED_CREDENTIALS_FILE": str(Path.home() / ".aws" / "credentials")}
+    added = [k for k in pinned if k not in os.environ]
+    for k in added:
+        os.environ[k] = pinned[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def pull(root: Path, targets: list[str]) -> None:
-    """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5)."""
+    """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5), as a verifier
+    who does not trust the clone: the remote's profile, ``configpath`` and ``credentialpath`` are
+    ignored (the user's own AWS files and environment are used)."""
     from dvc.exceptions import DvcException
 
-    with open_repo(root) as repo:
+    with _own_aws_files(), open_repo(root) as repo, _transfer_log_quiet():
+        remote = repo.config.get("remote", {}).get(REMOTE_NAME)
+        if isinstance(remote, dict):
+            for key in ("profile", "configpath", "credentialpath"):
+                remote.pop(key, None)
         try:
             repo.pull(targets=targets, remote=REMOTE_NAME)
         except DvcException as exc:
@@ -194,7 +249,7 @@ def push_rev(root: Path, commit: str, at_head: bool) -> int:
     from dvc.exceptions import DvcException
 
     kwargs: dict[str, Any] = {} if at_head else {"revs": [commit], "workspace": False}
-    with open_repo(root) as repo:
+    with open_repo(root) as repo, _transfer_log_quiet():
         try:
             return int(repo.push(remote=REMOTE_NAME, **kwargs) or 0)
         except DvcException as exc:

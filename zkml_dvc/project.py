@@ -1,111 +1,110 @@
-"""`zkml-dvc init`: a new project (git + DVC, dvc.yaml, params.yaml) around any ONNX model."""
+"""The project handle: one per command, passed to every library function that works in a project.
+
+Like DVC's ``Repo``, a ``Project`` holds what a command would otherwise rebuild in every function:
+the root, the validated params, the git repository, the DVC repository (opened once, with the
+working directory at the root), the resolved store, and the shape of each model (monolithic or
+chunked, ``shapes.py``). Everything is loaded lazily, so building one is cheap.
+"""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from .params import Params, load_params
 
-from .errors import InputError
-from .onnx_model import check_input, inspect_model
-from .params import check_name, parse_params
-from .pipeline import prepare_process_env
-
-GITIGNORE = """\
-# zkml-dvc: pipeline outputs are DVC-tracked (per-directory .gitignore files list them)
-/.venv/
-__pycache__/
-"""
+if TYPE_CHECKING:
+    from .shape import Shape
+    from .store import Store
 
 
-@dataclass
-class InitResult:
-    root: Path
-    project: str
-    model: str
-    committed: bool
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._store: Store | None = None
+        self._store_resolved = False
 
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        """The project containing ``start`` (default: the working directory)."""
+        from .layout import find_root
 
-def dvc_yaml_text() -> str:
-    return (Path(__file__).parent / "templates" / "dvc.yaml").read_text()
+        return cls(find_root(start))
 
+    # ---- params -------------------------------------------------------------------------------
+    @cached_property
+    def params(self) -> Params:
+        return load_params(self.root)
 
-def init(
-    target: Path,
-    model: Path,
-    input_path: Path,
-    calibration: Path | None = None,
-    project: str | None = None,
-    model_name: str = "model",
-    visibility: tuple[str, str, str] = ("public", "public", "fixed"),
-) -> InitResult:
-    """Create a project at ``target`` for ``model``. Everything is checked first and built in a
-    temporary directory renamed into place, so a failure leaves nothing behind."""
-    import git
-    from dvc.repo import Repo
+    def reload_params(self) -> Params:
+        """Read params.yaml again (after zkml-dvc rewrote it, e.g. the chunk_stages table)."""
+        self.__dict__.pop("params", None)
+        return self.params
 
-    target = target.resolve()
-    if target.exists() and any(target.iterdir()):
-        raise InputError(f"{target} exists and is not empty",
-                         "Choose a new directory: init never writes over existing files.")
-    project = project or target.name.lower().replace(" ", "-")
-    try:
-        check_name(project, "project id")
-        check_name(model_name, "model name")
-    except ValueError as exc:
-        raise InputError(str(exc), "Pass --project / --name with an allowed value.") from None
-    check_input(inspect_model(model), input_path)
-    calibration = calibration or input_path
-    check_input(inspect_model(model), calibration, batch=True)
+    def shape(self, model: str | None = None) -> Shape:
+        """The named model (default: default_model) as its shape: monolithic or chunked."""
+        from .shapes import shape_for_params
 
-    raw = {
-        "project": project,
-        "default_model": model_name,
-        "srs": {"source": "local"},
-        "models": {model_name: {
-            "onnx": f"models/{model_name}/network.onnx",
-            "input": f"models/{model_name}/input.json",
-            "calibration": f"models/{model_name}/calibration.json",
-            "run_args": dict(zip(("input_visibility", "output_visibility", "param_visibility"),
-                                 visibility, strict=True)),
-            "calibration_target": "resources",
-            "scales": None,
-        }},
-        "chunked": {},  # chunked models (docs/chunked.md); dvc.yaml's chunk stages expand these
-        "chunk_stages": {},
-    }
-    parse_params(raw, "params.yaml")  # validate before writing anything
+        return shape_for_params(self.params, model)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        mdir = work / "models" / model_name
-        mdir.mkdir(parents=True)
-        shutil.copyfile(model, mdir / "network.onnx")
-        shutil.copyfile(input_path, mdir / "input.json")
-        shutil.copyfile(calibration, mdir / "calibration.json")
-        (work / "dvc.yaml").write_text(dvc_yaml_text())
-        (work / "params.yaml").write_text(
-            "# zkml-dvc parameters: see docs/pipeline.md. Visibilities are always explicit.\n"
-            + yaml.safe_dump(raw, sort_keys=False)
-        )
-        (work / ".gitignore").write_text(GITIGNORE)
-        repo = git.Repo.init(work, initial_branch="main")
-        prepare_process_env()  # DVC's messages go to stderr, not our stdout
-        Repo.init(str(work)).close()
-        repo.git.add("-A")
-        committed = True
-        try:
-            repo.git.commit("-m", f"zkml-dvc init: project {project}, model {model_name}")
-        except git.GitCommandError:
-            committed = False  # no git identity: the user commits after setting one
-        if target.exists():
-            target.rmdir()
-        work.rename(target)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return InitResult(root=target, project=project, model=model_name, committed=committed)
+    # ---- git and DVC --------------------------------------------------------------------------
+    @cached_property
+    def git(self) -> Any:
+        from .runs import open_git
+
+        return open_git(self.root)
+
+    @contextlib.contextmanager
+    def dvc(self) -> Iterator[Any]:
+        """The DVC repository, with the working directory at the root (DVC resolves stage
+        targets such as ``verify@mlp`` against it)."""
+        from .pipeline import open_repo
+
+        with open_repo(self.root) as repo:
+            yield repo
+
+    def srs_pins(self, source: str, logrows: int, limit: int = 20) -> list[str]:
+        """The sha256 of the SRS that this project's latest runs (their manifests, pinned by their
+        tags) used for ``logrows`` and ``source``: the only SRS a new machine may fetch."""
+        from .errors import ZkmlError
+        from .runs import list_runs, load_manifest
+
+        pins: list[str] = []
+        for ref in reversed(list_runs(self.root, self.params.project)[-limit:]):
+            try:
+                _, manifest = load_manifest(self.root, ref.run_id, ref.project)
+            except ZkmlError:
+                continue  # a run we cannot read pins nothing
+            if (manifest.srs.logrows, manifest.srs.source) == (logrows, source) and \
+                    manifest.srs.sha256 not in pins:
+                pins.append(manifest.srs.sha256)
+        return pins
+
+    # ---- the store ----------------------------------------------------------------------------
+    @property
+    def store(self) -> Store | None:
+        """The store of the project's remote `o3` (resolved once), or None if none is set."""
+        if not self._store_resolved:
+            from .remote import find_project_store
+
+            self._store = find_project_store(self.root)
+            self._store_resolved = True
+        return self._store
+
+    def verifier_store(self, warnings: list[str] | None = None) -> Store:
+        """The store as a verifier who does not trust this clone reaches it (remote.verifier_store):
+        nothing the clone's tracked config names is read or run."""
+        from .remote import verifier_store
+
+        return verifier_store(self.root, warnings)
+
+    def require_store(self) -> Store:
+        """The project's store; ConfigError with the fix if none is configured."""
+        if self.store is None:
+            from .remote import require_store
+
+            return require_store(self.root)  # raises with the remedy
+        return self.store

@@ -1,33 +1,39 @@
-"""The DVC remote `o3`: where a project's artifacts live.
+"""The DVC remote `o3`, and resolving which store (and how to reach it) a command uses.
 
 The remote points at ``<store root>/dvc``; the run index and SRS live beside it under the same root.
-Tracked ``.dvc/config`` gets only the URL, endpoint, region, profile and ``configpath`` (a tracked
-AWS config file, ``.dvc/o3-aws.config``, that turns off the checksum headers O3 rejects, so plain
-`dvc push` works too). Secrets go only to git-ignored ``.dvc/config.local`` (mode 0600).
+Tracked ``.dvc/config`` gets only the URL, endpoint and region: nothing that makes DVC read a file
+or run a command (docs/security.md). Machine-local settings go to git-ignored
+``.dvc/config.local`` (mode 0600): the profile, the keys, and ``configpath``, which points at a
+per-user AWS config file (``$XDG_CONFIG_HOME/zkml-dvc/o3-aws.config``) that turns off the checksum
+headers O3 rejects, so plain `dvc push`/`dvc pull` work too.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from . import env
+from .errors import ConfigError
 from .fsutil import atomic_write_text
 from .layout import STORE_DVC_PREFIX
-from .pipeline import REMOTE_NAME
-from .store import parse_url
+from .store import Store, StoreConfig, parse_url
 
+REMOTE_NAME = "o3"
 AWS_CONFIG_NAME = "o3-aws.config"
 
 
-def _aws_config_text(profile: str | None) -> str:
+def _aws_config_text(profiles: list[str]) -> str:
     body = "request_checksum_calculation = when_required\nresponse_checksum_validation = when_required\n"
     text = (
         "# Written by zkml-dvc: Akave O3 rejects the checksum headers recent AWS SDKs send by\n"
-        "# default. DVC reads this file through the remote's `configpath`. No secrets here.\n"
+        "# default. DVC reads this file through the remote's `configpath` (set in each project's\n"
+        "# git-ignored .dvc/config.local). No secrets here.\n"
         f"[default]\n{body}"
     )
-    if profile:
+    for profile in profiles:
         text += f"\n[profile {profile}]\n{body}"
     return text
 
@@ -52,29 +58,197 @@ def set_remote(
 
     bucket, prefix = parse_url(url)
     dvc_url = f"s3://{bucket}/{prefix + '/' if prefix else ''}{STORE_DVC_PREFIX}"
-    atomic_write_text(root / ".dvc" / AWS_CONFIG_NAME, _aws_config_text(profile))
+    aws_config = user_aws_config(profile)
     conf = Config(dvc_dir=str(root / ".dvc"), validate=False)
     with conf.edit("repo") as repo_conf:
         core = repo_conf.setdefault("core", {})
         core["remote"] = REMOTE_NAME
-        remote = {"url": dvc_url, "region": region or env.O3_DEFAULT_REGION,
-                  # a RelPath is saved relative to .dvc/, so clones on other paths work
-                  "configpath": RelPath(str((root / ".dvc" / AWS_CONFIG_NAME).resolve()))}
+        remote = {"url": dvc_url, "region": region or env.O3_DEFAULT_REGION}
         if endpoint and not endpoint_local:
             remote["endpointurl"] = endpoint
-        if profile:
-            remote["profile"] = profile
         repo_conf.setdefault("remote", {})[REMOTE_NAME] = remote
-    if access_key_id or secret_access_key or (endpoint and endpoint_local):
-        with conf.edit("local") as local_conf:
-            local = local_conf.setdefault("remote", {}).setdefault(REMOTE_NAME, {})
-            if endpoint and endpoint_local:
-                local["endpointurl"] = endpoint
-            if access_key_id:
-                local["access_key_id"] = access_key_id
-            if secret_access_key:
-                local["secret_access_key"] = secret_access_key
-        local_path = root / ".dvc" / "config.local"
-        if local_path.exists():
-            os.chmod(local_path, 0o600)
+    with conf.edit("local") as local_conf:
+        local = local_conf.setdefault("remote", {}).setdefault(REMOTE_NAME, {})
+        local["configpath"] = RelPath(str(aws_config))
+        if profile:
+            local["profile"] = profile
+        if endpoint and endpoint_local:
+            local["endpointurl"] = endpoint
+        if access_key_id:
+            local["access_key_id"] = access_key_id
+        if secret_access_key:
+            local["secret_access_key"] = secret_access_key
+    local_path = root / ".dvc" / "config.local"
+    if local_path.exists():
+        os.chmod(local_path, 0o600)
     return dvc_url
+
+
+def user_aws_config(profile: str | None = None) -> Path:
+    """The per-user AWS config file with O3's client settings, for the default profile and every
+    profile a project named (``profile`` is added); never tracked by a project."""
+    import re
+
+    path = env.config_dir() / AWS_CONFIG_NAME
+    known = set(re.findall(r"^\[profile ([^\]]+)\]", path.read_text(), re.M)) if path.exists() else set()
+    if profile:
+        known.add(profile)
+    text = _aws_config_text(sorted(known))
+    if not path.exists() or path.read_text() != text:
+        atomic_write_text(path, text)
+    return path
+
+
+def remote_config(root: Path) -> dict[str, Any] | None:
+    """The DVC remote `o3` of a project, merged over DVC's config levels; None if not set."""
+    from dvc.config import Config
+
+    conf = Config(dvc_dir=str(root / ".dvc"))
+    return dict(conf.get("remote", {}).get(REMOTE_NAME) or {}) or None
+
+
+def store_root_from_remote(url: str) -> str:
+    suffix = "/" + STORE_DVC_PREFIX
+    if not url.rstrip("/").endswith(suffix):
+        raise ConfigError(
+            f"the DVC remote `o3` ({url}) does not end in /{STORE_DVC_PREFIX}",
+            "Set it with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL`.",
+        )
+    return url.rstrip("/")[: -len(suffix)]
+
+
+def resolve_store_config(
+    url: str,
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    remote: Mapping[str, Any] | None = None,
+) -> StoreConfig:
+    """How to reach the store at ``url``: every setting resolved in one order,
+    **CLI flag > environment variable > project remote `o3` > default**.
+
+    - endpoint: ``--endpoint`` > ``AWS_ENDPOINT_URL_S3`` > ``AWS_ENDPOINT_URL`` > the remote's
+      ``endpointurl`` > none (AWS's own endpoints);
+    - region: ``--region`` > ``AWS_DEFAULT_REGION`` > the remote's ``region`` > ``akave-network``;
+    - profile: ``--profile`` > ``AWS_PROFILE`` > the remote's ``profile`` > none;
+    - keys: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (left to botocore, which reads them)
+      > the remote's ``access_key_id``/``secret_access_key`` (git-ignored ``.dvc/config.local``)
+      > the profile > botocore's default chain. There is no flag for keys: secrets never go on a
+      command line.
+
+    ``flags`` holds the command's options (endpoint, region, profile); ``environ`` defaults to
+    the process environment; ``remote`` is the project's remote `o3` (``remote_config``).
+    """
+    flags = flags or {}
+    remote = remote or {}
+    environ = os.environ if environ is None else environ
+
+    def pick(flag: str, env_names: tuple[str, ...], remote_key: str) -> str | None:
+        for value in (flags.get(flag), *(environ.get(n) for n in env_names), remote.get(remote_key)):
+            if value:
+                return str(value)
+        return None
+
+    return StoreConfig(
+        url=url,
+        endpoint=pick("endpoint", (env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL), "endpointurl"),
+        region=pick("region", (env.AWS_DEFAULT_REGION,), "region") or env.O3_DEFAULT_REGION,
+        profile=pick("profile", (env.AWS_PROFILE,), "profile"),
+        access_key_id=None if environ.get(env.AWS_ACCESS_KEY_ID) else remote.get("access_key_id"),
+        secret_access_key=None if environ.get(env.AWS_SECRET_ACCESS_KEY)
+        else remote.get("secret_access_key"),
+    )
+
+
+def store_from_config(url: str, endpoint: str | None = None, region: str | None = None,
+                      profile: str | None = None, remote: Mapping[str, Any] | None = None) -> Store:
+    """A Store for ``url`` resolved by ``resolve_store_config`` (flags, then env, then remote)."""
+    return Store(resolve_store_config(
+        url, {"endpoint": endpoint, "region": region, "profile": profile}, remote=remote))
+
+
+def find_project_store(root: Path) -> Store | None:
+    """The store configured for a project (its DVC remote `o3`), or None."""
+    if not (root / ".dvc").is_dir():
+        return None
+    remote = remote_config(root)
+    if not remote or "url" not in remote:
+        return None
+    return store_from_config(store_root_from_remote(remote["url"]), remote=remote)
+
+
+# Remote options that make DVC or boto read files or run commands the repository chooses.
+_UNSAFE_IN_A_CLONE = ("configpath", "credentialpath", "profile", "access_key_id",
+                      "secret_access_key", "session_token")
+
+
+def clone_config_warnings(root: Path) -> list[str]:
+    """What a clone's *tracked* DVC config sets that a verifier must not use: AWS config or
+    credential files (which can hold a ``credential_process``), profiles, keys; and a tracked
+    ``.dvc/config.local``. zkml-dvc's pull and verify ignore all of it; plain DVC would not."""
+    import subprocess
+
+    from dvc.config import Config
+
+    warnings = []
+    try:
+        tracked = Config(dvc_dir=str(root / ".dvc"), validate=False).load_one("repo")
+    except Exception:  # an unreadable config is DVC's error to report, not ours
+        tracked = {}
+    remote = ((tracked.get("remote") or {}).get(REMOTE_NAME)) or {}
+    for key in _UNSAFE_IN_A_CLONE:
+        if key in remote:
+            warnings.append(f"the clone's tracked .dvc/config sets remote `{REMOTE_NAME}` {key}: "
+                            "ignored by zkml-dvc; plain `dvc pull` in this clone would use it "
+                            "(see docs/security.md)")
+    listed = subprocess.run(["git", "ls-files", "--", ".dvc/config.local"], cwd=root,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    if listed:
+        warnings.append("the clone tracks .dvc/config.local (normally git-ignored): ignored by "
+                        "zkml-dvc; plain DVC would read it")
+    return warnings
+
+
+def verifier_store(root: Path, warnings: list[str] | None = None) -> Store:
+    """The store of a clone the verifier does not trust: only the remote's URL, endpoint and
+    region come from the clone (the URL and endpoint validated); profile and keys come from the
+    verifier's own environment (and a ``config.local`` the clone does not track). Appends what it
+    ignored to ``warnings``."""
+    remote = remote_config(root)
+    if not remote or "url" not in remote:
+        require_store(root)  # raises with the remedy
+        raise AssertionError("unreachable")
+    found = clone_config_warnings(root)
+    if warnings is not None:
+        warnings.extend(found)
+    endpoint = remote.get("endpointurl")
+    if endpoint and not str(endpoint).startswith(("https://", "http://")):
+        raise ConfigError(f"the clone's remote endpoint {endpoint!r} is not an http(s) URL",
+                          "Pass the store's endpoint yourself (AWS_ENDPOINT_URL_S3).")
+    tracked_local = any("config.local" in w for w in found)
+    safe: dict[str, Any] = {k: remote[k] for k in ("endpointurl", "region") if k in remote}
+    if not tracked_local:
+        safe.update({k: remote[k] for k in ("access_key_id", "secret_access_key") if k in remote
+                     and k not in _tracked_keys(root)})
+    return store_from_config(store_root_from_remote(remote["url"]), remote=safe)
+
+
+def _tracked_keys(root: Path) -> set[str]:
+    from dvc.config import Config
+
+    try:
+        tracked = Config(dvc_dir=str(root / ".dvc"), validate=False).load_one("repo")
+    except Exception:
+        return set()
+    return set(((tracked.get("remote") or {}).get(REMOTE_NAME)) or {})
+
+
+def require_store(root: Path) -> Store:
+    """The project's store; ConfigError with the fix if none is configured."""
+    store = find_project_store(root)
+    if store is None:
+        raise ConfigError(
+            "this project has no remote `o3` configured",
+            "Set one with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL` "
+            "(or `zkml-dvc store up` for the local store).",
+        )
+    return store

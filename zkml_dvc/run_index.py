@@ -17,13 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import pipeline, runs
-from .errors import ConfigError, MissingFileError, NotFoundError, StoreError
-from .fsutil import sha256_file
-from .layout import ModelLayout, run_index_prefix, srs_key
+from . import srs as srs_mod
+from .errors import IntegrityError, MissingFileError, NotFoundError, StoreError
+from .fsutil import sha256_bytes, sha256_file
+from .layout import run_index_prefix, srs_key
 from .manifest import ArtifactEntry, Manifest, parse_manifest
-from .store import Store, find_project_store
+from .project import Project
+from .shapes import shape_for_manifest
+from .store import Store
 
 INDEX_FILES = ("dvc.lock", "params.yaml", "dvc.yaml")
+SIGNATURE_NAME = "manifest.json.sig"  # detached SSH signature of manifest.json (`run --sign`)
 
 
 @dataclass
@@ -38,17 +42,9 @@ class PushReport:
 
 
 def kit_paths(manifest: Manifest) -> dict[str, Path]:
-    """The verification kit: index file name -> the artifact it is a copy of. A chunked run has
-    one proof, settings and vk per chunk (``c<i>/...``) and the claimed input."""
-    lay = ModelLayout(manifest.model)
-    if not manifest.chunks:
-        return {"proof.json": lay.proof, "settings.json": lay.settings, "vk.key": lay.vk}
-    kit: dict[str, Path] = {"input.json": lay.chunk_layout(0).chunk_input}
-    for c in manifest.chunks:
-        cl = lay.chunk_layout(c.index)
-        kit.update({f"c{c.index}/proof.json": cl.proof, f"c{c.index}/settings.json": cl.settings,
-                    f"c{c.index}/vk.key": cl.vk})
-    return kit
+    """The verification kit: index file name -> the artifact it is a copy of (the run's shape
+    decides: one proof, settings and vk, or one per chunk and the claimed input)."""
+    return shape_for_manifest(manifest).kit_paths(manifest)
 
 
 def local_copy(root: Path, entry: ArtifactEntry) -> Path:
@@ -65,34 +61,22 @@ def local_copy(root: Path, entry: ArtifactEntry) -> Path:
     )
 
 
-def require_store(root: Path) -> Store:
-    store = find_project_store(root)
-    if store is None:
-        raise ConfigError(
-            "this project has no remote `o3` configured",
-            "Set one with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL` "
-            "(or `zkml-dvc store up` for the local store).",
-        )
-    return store
-
-
-def push_run(root: Path, run_id: str, store: Store | None = None) -> PushReport:
+def push_run(project: Project, run_id: str, store: Store | None = None) -> PushReport:
     """Push a run: its DVC objects (only those the remote lacks), its SRS and its index."""
-    store = store or require_store(root)
+    root = project.root
+    store = store or project.require_store()
     store.check_access()
     ref, manifest = runs.load_manifest(root, run_id)
     before = (store.stats.uploaded_files, store.stats.uploaded_bytes, store.stats.skipped_files)
     dvc_files = pipeline.push_rev(root, ref.commit, runs.head_commit(root) == ref.commit)
     repaired = _check_dvc_objects(root, store, manifest)
 
-    from . import srs as srs_mod
-
     blob = srs_mod.blob_path(manifest.srs.sha256)
     head = store.head(srs_key(manifest.srs.sha256))
     if not (head and head.get("Metadata", {}).get("sha256") == manifest.srs.sha256):
         if not blob.exists():
             raise MissingFileError(blob, f"SRS {manifest.srs.sha256[:12]} of run {run_id}", "")
-        store.put_srs(manifest.srs)
+        srs_mod.put(store, manifest.srs)
 
     prefix = run_index_prefix(manifest.project, run_id)
     for name, path in kit_paths(manifest).items():
@@ -100,6 +84,9 @@ def push_run(root: Path, run_id: str, store: Store | None = None) -> PushReport:
         store.put_file(local_copy(root, entry), f"{prefix}/{name}", sha256=entry.sha256)
     for name in INDEX_FILES:
         store.put_bytes(runs.read_at(root, ref.commit, name), f"{prefix}/{name}")
+    signature = f"{ref.manifest_path}.sig"
+    if signature in runs.files_at(root, ref.commit, str(Path(ref.manifest_path).parent)):
+        store.put_bytes(runs.read_at(root, ref.commit, signature), f"{prefix}/{SIGNATURE_NAME}")
     # The manifest goes last: a run index without it is an interrupted push, never "complete".
     store.put_bytes(runs.read_at(root, ref.commit, ref.manifest_path), f"{prefix}/manifest.json")
     return PushReport(
@@ -138,10 +125,26 @@ def _check_dvc_objects(root: Path, store: Store, manifest: Manifest) -> list[str
     return repaired
 
 
+def fetch_manifest_signature(store: Store, project: str, run_id: str) -> bytes:
+    """The detached SSH signature of a run's manifest (``manifest.json.sig``); NotFoundError if
+    the run was not signed."""
+    rel = f"{run_index_prefix(project, runs.validate_run_id(run_id))}/{SIGNATURE_NAME}"
+    if store.head(rel) is None:
+        raise NotFoundError(f"run {run_id} has no {SIGNATURE_NAME} in the store", "")
+    return store.get_bytes(rel)
+
+
 def fetch_manifest(store: Store, project: str, run_id: str,
                    expected_sha256: str | None = None) -> tuple[Manifest, str]:
     """A run's manifest from the store (untrusted: checked against ``expected_sha256`` if given,
     else against the sha256 stored with it); returns it with its sha256."""
+    manifest, sha, _ = fetch_manifest_bytes(store, project, run_id, expected_sha256)
+    return manifest, sha
+
+
+def fetch_manifest_bytes(store: Store, project: str, run_id: str,
+                         expected_sha256: str | None = None) -> tuple[Manifest, str, bytes]:
+    """``fetch_manifest`` and the manifest's exact bytes (what a signature covers)."""
     runs.validate_run_id(run_id)
     rel = f"{run_index_prefix(project, run_id)}/manifest.json"
     try:
@@ -151,17 +154,13 @@ def fetch_manifest(store: Store, project: str, run_id: str,
             f"run {run_id} of project {project} is not in the store {store.where}",
             "Check the run id and --project (`zkml-dvc runs --store ...` lists them), or push it.",
         ) from None
-    from .fsutil import sha256_bytes
-
     manifest = parse_manifest(data, f"{store.where}/{rel}")
     if manifest.project != project or manifest.run_id != run_id:
-        from .errors import IntegrityError
-
         raise IntegrityError(
-            f"manifest at {rel} (it names run {manifest.run_id} of project {manifest.project})",
-            "", "", "The store's run index is inconsistent; do not trust this run.",
+            f"the manifest at {rel} names run {manifest.run_id} of project {manifest.project}",
+            "The store's run index is inconsistent; do not trust this run.",
         )
-    return manifest, sha256_bytes(data)
+    return manifest, sha256_bytes(data), data
 
 
 def list_store_runs(store: Store, project: str) -> list[str]:

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import chunked_run, pipeline, runs
-from .distributed import ProgressFn
-from .errors import InputError
+from . import pipeline, runs
+from .errors import ConfigError, InputError
 from .fsutil import read_json, sha256_file
-from .layout import STAGES, ModelLayout, classify, dvc_object_key
-from .manifest import ArtifactEntry, ChunkEntry, Manifest, StageRun, tool_versions, write_manifest
+from .layout import ModelLayout, classify, dvc_object_key
+from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
 from .onnx_model import check_input, inspect_model
-from .params import load_params, sync_chunk_stages
+from .project import Project
+from .records import StageRecord
 from .run_index import PushReport
+from .shape import ProgressFn
 from .srs import SrsPointer
-from .stages import StageRecord
 
 
 @dataclass
@@ -38,13 +38,11 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def _artifacts(root: Path, model: str, inputs: list[str],
-               stage_keys: set[str] | None = None) -> list[ArtifactEntry]:
+def _artifacts(root: Path, inputs: list[str], keys: set[str]) -> list[ArtifactEntry]:
     """Entries for the git-tracked ``inputs`` and every DVC output of the model's stages (whose
-    names end in ``@<key>`` for a key in ``stage_keys``, default {model}); a directory output
-    gets one entry per file (DVC stores each file as its own object)."""
+    names end in ``@<key>`` for a key in ``keys``); a directory output gets one entry per file
+    (DVC stores each file as its own object)."""
     lock = pipeline.lock_outs(root)
-    keys = stage_keys or {model}
     entries: list[ArtifactEntry] = []
     for rel in inputs:
         category, reproducible = classify(Path(rel))
@@ -76,20 +74,16 @@ def _artifacts(root: Path, model: str, inputs: list[str],
     return entries
 
 
-def _stage_runs(root: Path, lay: ModelLayout, started: datetime,
-                records: list[tuple[str, Path]] | None = None) -> list[StageRun]:
+def _stage_runs(root: Path, records: list[tuple[str, Path]], started: datetime) -> list[StageRun]:
     out = []
-    for stage, path in records or [(s, lay.stage_record(s)) for s in STAGES]:
+    for stage, path in records:
         rec = StageRecord.model_validate(read_json(root / path, "stage record"))
-        out.append(StageRun(
-            stage=stage, command=rec.command, ezkl_calls=rec.ezkl_calls, started=rec.started,
-            ended=rec.ended, duration_s=rec.duration_s, ran=rec.started >= started,
-        ))
+        out.append(StageRun(**{**rec.model_dump(), "stage": stage}, ran=rec.started >= started))
     return out
 
 
 def _git_paths(root: Path, files: list[str], model: str) -> list[str]:
-    paths = ["dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config", ".dvc/o3-aws.config",
+    paths = ["dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config",
              ".gitignore", str(ModelLayout(model).base)]
     for rel in files:
         dvc_file = root / f"{rel}.dvc"
@@ -98,7 +92,7 @@ def _git_paths(root: Path, files: list[str], model: str) -> list[str]:
 
 
 def run(
-    root: Path,
+    project: Project,
     model: str | None = None,
     run_id: str | None = None,
     push: bool | None = None,
@@ -108,6 +102,7 @@ def run(
     link: str | None = None,
     ray_address: str | None = None,
     progress: ProgressFn | None = None,
+    signing_key: Path | None = None,
 ) -> RunResult:
     """Run the pipeline of ``model`` and record it as run ``run_id`` (a new id if None).
 
@@ -115,31 +110,26 @@ def run(
         push: True to push (error if no remote), False not to, None to push if a remote is set.
         chunks, link: for a chunked model, override its `chunks`/`link` in params.yaml (written
             there, so DVC tracks them); ray_address: the Ray cluster that proves the chunks.
+        signing_key: sign the run (an SSH private key): the tag with git's SSH signing, and the
+            manifest with a detached signature (``manifest.json.sig``) that goes to the run index.
     Raises:
         InputError, PipelineError, ConfigError, StoreError (see errors.EXIT_CODES).
     """
-    params = load_params(root)
-    name, mp = params.model(model)
-    is_chunked = name in params.chunked
-    if (chunks is not None or link is not None or ray_address) and not is_chunked:
-        raise InputError(
-            f"model {name} is not chunked: --chunks, --link and --ray-address need a chunked model",
-            "Declare it under `chunked:` in params.yaml (see docs/chunked.md).",
-        )
+    root = project.root
+    shape = project.shape(model)
+    shape.check_options(chunks, link, ray_address)
     run_id = runs.validate_run_id(run_id or runs.new_run_id())
-    tag = runs.tag_name(params.project, run_id)
-    if tag in {r.tag for r in runs.list_runs(root, params.project)}:
+    tag = runs.tag_name(project.params.project, run_id)
+    if tag in {r.tag for r in runs.list_runs(root, project.params.project)}:
         raise InputError(f"tag {tag} already exists", "Choose another --run-id.")
+    mp = shape.params
+    assert mp is not None
     facts = inspect_model(root / mp.onnx)
     check_input(facts, root / mp.input)
     store = None
     if push is not False:
-        from .store import find_project_store
-
-        store = find_project_store(root)
+        store = project.store
         if store is None and push:
-            from .errors import ConfigError
-
             raise ConfigError(
                 "no remote is configured to push to",
                 "Configure one with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL`, "
@@ -150,57 +140,52 @@ def run(
 
     source_commit = runs.head_commit(root)
     started = datetime.now(UTC)
-    lay = ModelLayout(name)
-    chunk_entries: list[ChunkEntry] = []
-    if is_chunked:
-        overrides: dict[str, object] = {
-            k: v for k, v in (("chunks", chunks), ("link", link)) if v is not None}
-        sync_chunk_stages(root, {name: overrides} if overrides else None)
-        params = load_params(root)
-        mp = params.chunked[name]
-        prove_times = chunked_run.reproduce(root, name, params, store, ray_address, progress,
-                                            force_stage)
-        ended = datetime.now(UTC)
-        stage_runs = _stage_runs(root, lay, started, chunked_run.stage_records(name, params))
-        chunk_entries = chunked_run.chunk_entries(root, name, prove_times)
-    else:
-        pipeline.repro(root, name, force_stage=force_stage)
-        ended = datetime.now(UTC)
-        stage_runs = _stage_runs(root, lay, started)
+    shape = shape.prepare(project, chunks, link, ray_address)
+    prove_times = shape.reproduce(project, store, ray_address, progress, force_stage)
+    ended = datetime.now(UTC)
+    stage_runs = _stage_runs(root, shape.stage_records(), started)
+    mp = shape.params
+    assert mp is not None
+    lay = ModelLayout(shape.model)
     manifest = Manifest(
         run_id=run_id,
-        project=params.project,
-        model=name,
+        project=project.params.project,
+        model=shape.model,
         parent_run=parent_run,
         source_commit=source_commit,
         started=started,
         ended=ended,
         tools=tool_versions(),
         model_facts=facts.model_copy(update={"path": mp.onnx}),
-        params={"model": mp.model_dump(), "srs": params.srs.model_dump()},
+        params={"model": mp.model_dump(), "srs": project.params.srs.model_dump()},
         srs=SrsPointer.model_validate(read_json(root / lay.srs_pointer, "SRS pointer")),
         stages=stage_runs,
-        artifacts=_artifacts(root, name, [mp.onnx, mp.input, mp.calibration],
-                             stage_keys=chunked_run.stage_keys(name, params) if is_chunked else None),
-        link=params.chunked[name].link if is_chunked else None,
-        chunk_scale=chunked_run.plan_scale(root, name) if is_chunked else None,
-        chunks=chunk_entries,
+        artifacts=_artifacts(root, [mp.onnx, mp.input, mp.calibration], shape.stage_keys()),
+        **shape.manifest_fields(project, prove_times),
     )
     write_manifest(root / lay.manifest, manifest)
+    signature = root / f"{lay.manifest}.sig"
+    signature.unlink(missing_ok=True)  # a signature of an earlier run's manifest must not linger
+    if signing_key is not None:
+        from .fsutil import atomic_write_bytes
+        from .trust import sign
+
+        atomic_write_bytes(signature, sign((root / lay.manifest).read_bytes(), signing_key))
     ran = [s.stage for s in stage_runs if s.ran]
     commit = runs.commit_and_tag(
         root,
-        _git_paths(root, [mp.onnx, mp.input, mp.calibration], name),
-        f"zkml-dvc run {run_id}: {name} ({len(ran)} of {len(stage_runs)} stages ran)",
+        _git_paths(root, [mp.onnx, mp.input, mp.calibration], shape.model),
+        f"zkml-dvc run {run_id}: {shape.model} ({len(ran)} of {len(stage_runs)} stages ran)",
         tag,
         {
-            "run_id": run_id, "project": params.project, "model": name,
+            "run_id": run_id, "project": project.params.project, "model": shape.model,
             "manifest": str(lay.manifest), "manifest_sha256": sha256_file(root / lay.manifest),
         },
+        signing_key=signing_key,
     )
     result = RunResult(manifest=manifest, tag=tag, commit=commit, stages_ran=ran)
     if store is not None:
         from .run_index import push_run
 
-        result.pushed = push_run(root, run_id, store=store)
+        result.pushed = push_run(project, run_id, store=store)
     return result

@@ -10,18 +10,17 @@ JSON naming the model, the manifest path and the manifest's sha256, so an edited
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, InputError, IntegrityError, NotFoundError
+from .errors import ConfigError, HashMismatchError, InputError, IntegrityError, NotFoundError
 from .fsutil import sha256_bytes
 from .manifest import Manifest, parse_manifest
+from .params import RUN_ID_RE  # noqa: E402  (one definition, also used by the manifest)
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TAG_PREFIX = "runs"
 
 
@@ -55,7 +54,7 @@ class RunRef:
     date: datetime
 
 
-def _git(root: Path) -> Any:
+def open_git(root: Path) -> Any:
     import git
 
     try:
@@ -65,15 +64,17 @@ def _git(root: Path) -> Any:
 
 
 def commit_and_tag(
-    root: Path, paths: list[str], message: str, tag: str, tag_info: dict[str, Any]
+    root: Path, paths: list[str], message: str, tag: str, tag_info: dict[str, Any],
+    signing_key: Path | None = None,
 ) -> str:
-    """Commit ``paths`` and create the annotated run tag; return the commit sha.
+    """Commit ``paths`` and create the annotated run tag; return the commit sha. With
+    ``signing_key`` (an SSH private key) the tag is signed with git's SSH signing.
 
     Refuses (before changing anything) if the tag exists or git has no identity.
     """
     import git
 
-    repo = _git(root)
+    repo = open_git(root)
     if tag in [t.name for t in repo.tags]:
         raise InputError(
             f"tag {tag} already exists", "Choose another --run-id (run ids are never reused)."
@@ -88,18 +89,28 @@ def commit_and_tag(
     repo.git.add("--", *paths)
     if repo.is_dirty(index=True, working_tree=False, untracked_files=False) or not repo.head.is_valid():
         repo.git.commit("-m", message, "--no-verify")
-    repo.create_tag(tag, message=json.dumps(tag_info, sort_keys=True))
+    tag_message = json.dumps(tag_info, sort_keys=True)
+    if signing_key is None:
+        repo.create_tag(tag, message=tag_message)
+    else:
+        try:
+            repo.git.execute(["git", "-c", "gpg.format=ssh", "-c", f"user.signingkey={signing_key}",
+                              "tag", "-s", "-m", tag_message, tag])
+        except git.GitCommandError as exc:
+            raise ConfigError(f"git could not sign tag {tag} with {signing_key}: "
+                              f"{str(exc.stderr).strip().splitlines()[-1] if exc.stderr else exc}",
+                              "Check the key (an SSH private key, unencrypted or in ssh-agent).") from None
     return str(repo.head.commit.hexsha)
 
 
 def head_commit(root: Path) -> str | None:
-    repo = _git(root)
+    repo = open_git(root)
     return str(repo.head.commit.hexsha) if repo.head.is_valid() else None
 
 
 def list_runs(root: Path, project: str | None = None) -> list[RunRef]:
     """All run tags (of one project, or all), oldest first."""
-    repo = _git(root)
+    repo = open_git(root)
     refs: list[RunRef] = []
     for tag in repo.tags:
         parts = tag.name.split("/")
@@ -110,8 +121,8 @@ def list_runs(root: Path, project: str | None = None) -> list[RunRef]:
         tobj = tag.tag
         info: dict[str, Any] = {}
         if tobj is not None:
-            try:
-                info = json.loads(tobj.message)
+            try:  # a signed tag's message ends with its signature block
+                info = json.loads(tobj.message.split("-----BEGIN ", 1)[0])
             except json.JSONDecodeError:
                 info = {}
         refs.append(RunRef(
@@ -142,12 +153,19 @@ def find_run(root: Path, run_id: str, project: str | None = None) -> RunRef:
 def read_at(root: Path, commit: str, path: str) -> bytes:
     import git
 
-    repo = _git(root)
+    repo = open_git(root)
     try:
         return bytes(repo.git.show(f"{commit}:{path}", stdout_as_string=False,
                                    strip_newline_in_stdout=False))
     except git.GitCommandError:
         raise NotFoundError(f"{path} is not in commit {commit[:10]}", "") from None
+
+
+def files_at(root: Path, commit: str, directory: str) -> set[str]:
+    """The paths git tracks under ``directory`` at ``commit``."""
+    repo = open_git(root)
+    out = repo.git.ls_tree("-r", "--name-only", commit, "--", directory)
+    return set(out.splitlines())
 
 
 def load_manifest(root: Path, run_id: str, project: str | None = None) -> tuple[RunRef, Manifest]:
@@ -158,12 +176,13 @@ def load_manifest(root: Path, run_id: str, project: str | None = None) -> tuple[
     data = read_at(root, ref.commit, ref.manifest_path)
     actual = sha256_bytes(data)
     if ref.manifest_sha256 and actual != ref.manifest_sha256:
-        raise IntegrityError(f"manifest of run {run_id} ({ref.manifest_path})", ref.manifest_sha256, actual)
+        raise HashMismatchError(f"manifest of run {run_id} ({ref.manifest_path})",
+                                ref.manifest_sha256, actual)
     manifest = parse_manifest(data, f"{ref.tag}:{ref.manifest_path}")
     if manifest.run_id != run_id or manifest.project != ref.project:
         raise IntegrityError(
-            f"manifest of run {run_id} (it names run {manifest.run_id} of {manifest.project})",
-            "", "", "The manifest belongs to another run or project.",
+            f"the manifest of run {run_id} names run {manifest.run_id} of {manifest.project}",
+            "The manifest belongs to another run or project; do not trust it.",
         )
     return ref, manifest
 

@@ -11,26 +11,24 @@ Retries: botocore's "standard" mode (exponential back-off with jitter on throttl
 connection errors), ``ZKML_DVC_MAX_ATTEMPTS`` attempts; connect/read timeouts bound how long an
 unreachable endpoint can hang us.
 
-Credentials, in order: env vars (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), then the DVC remote's
-``access_key_id``/``secret_access_key`` (in git-ignored .dvc/config.local), then the AWS profile
-(``--profile``, the remote's ``profile``, AWS_PROFILE), then botocore's default chain.
-Endpoint: --endpoint, then AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, then the remote's endpointurl.
+This module is the S3 client only. Which store a project uses, and with which endpoint, region,
+profile and credentials, is resolved in ``remote.py``; the SRS catalogue is ``srs.py``; the blob
+cache is ``cache.py``.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import env
+from . import cache, env
 from .errors import (
     ConfigError,
+    HashMismatchError,
     InputError,
     IntegrityError,
     NotFoundError,
@@ -338,32 +336,33 @@ class Store:
         if head is None:
             raise NotFoundError(f"{rel} is not in the store {self.where}", "")
         if head.get("ContentLength", 0) > MAX_SMALL_OBJECT:
-            raise IntegrityError(f"{rel} (unexpectedly large: {head['ContentLength']} bytes)",
-                                 expected_sha256 or "", "")
+            raise IntegrityError(f"{rel} in the store is unexpectedly large "
+                                 f"({head['ContentLength']} bytes)")
         data = self._read_all(rel)
         want = expected_sha256 or head.get("Metadata", {}).get(SHA_META)
         actual = sha256_bytes(data)
-        if not want or actual != want:
-            raise IntegrityError(f"{rel} from the store", want or "(no sha256 recorded)", actual)
+        if not want:
+            raise IntegrityError(f"{rel} in the store has no sha256 recorded and none was pinned")
+        if actual != want:
+            raise HashMismatchError(f"{rel} from the store", want, actual)
         self.stats.downloaded_files += 1
         self.stats.downloaded_bytes += len(data)
         return bytes(data)
 
     def get_file(self, rel: str, dest: Path, expected_sha256: str | None = None,
-                 use_cache: bool = True) -> Path:
+                 use_cache: bool = True, max_size: int | None = None) -> Path:
         """Download ``rel`` to ``dest`` through the local cache, verified by sha256.
 
         The file is checked before it is renamed into place; on a mismatch nothing is left at
         ``dest`` or in the cache and IntegrityError is raised. ``use_cache=False`` (clean rooms)
-        neither reads nor fills the cache.
+        neither reads nor fills the cache. ``max_size`` (the size a manifest records) refuses a
+        larger object before a byte of it is read.
         """
-        from .srs import blob_path
-
         if expected_sha256 and use_cache:
-            cached = blob_path(expected_sha256)
-            if cached.exists() and sha256_file(cached) == expected_sha256:
+            cached = cache.verified_blob(expected_sha256)
+            if cached is not None:
                 self.stats.cache_hits += 1
-                _link_into(cached, dest)
+                cache.link_into(cached, dest)
                 return dest
         head = self.head_after_write(rel)
         if head is None:
@@ -371,9 +370,12 @@ class Store:
                                 "Push the run first (`zkml-dvc push RUN_ID`).")
         want = expected_sha256 or head.get("Metadata", {}).get(SHA_META)
         if not want:
-            raise IntegrityError(f"{rel} from the store", "(no sha256 recorded)", "?" * 12)
+            raise IntegrityError(f"{rel} in the store has no sha256 recorded and none was pinned")
         size = int(head.get("ContentLength", 0))
-        target = blob_path(want) if use_cache else dest
+        if max_size is not None and size > max_size:
+            raise IntegrityError(f"integrity check failed for {rel}: the store holds {size} bytes, "
+                                 f"more than the {max_size} its manifest records")
+        target = cache.blob_path(want) if use_cache else dest
         advance, done = _progress(size, f"download {Path(rel).name}")
 
         try:
@@ -383,7 +385,7 @@ class Store:
                 finally:
                     done()
                 if actual != want:
-                    raise IntegrityError(f"{rel} from the store", want, actual)
+                    raise HashMismatchError(f"{rel} from the store", want, actual)
         except OSError as exc:
             if exc.errno not in _DISK_FULL:
                 raise
@@ -397,7 +399,7 @@ class Store:
         self.stats.downloaded_files += 1
         self.stats.downloaded_bytes += target.stat().st_size
         if use_cache:
-            _link_into(target, dest)
+            cache.link_into(target, dest)
         return dest
 
     def _get_body(self, rel: str, consume: Callable[[Any], T]) -> T:
@@ -437,103 +439,5 @@ class Store:
 
         return self._get_body(rel, consume)
 
-    # ---- SRS ----------------------------------------------------------------------------------
-    def find_srs(self, source: str, logrows: int) -> str | None:
-        from .layout import srs_key
-
-        for obj in self.list("srs"):
-            sha = obj["Key"].rsplit("/", 1)[-1]
-            head = self.head(srs_key(sha))
-            meta = (head or {}).get("Metadata", {})
-            if meta.get("logrows") == str(logrows) and meta.get("source") == source:
-                return sha
-        return None
-
-    def fetch_srs(self, sha256: str, logrows: int, source: str) -> Path:
-        from . import srs as srs_mod
-        from .layout import srs_key
-
-        blob = srs_mod.blob_path(sha256)
-        if not blob.exists():
-            self.get_file(srs_key(sha256), blob, expected_sha256=sha256)
-        srs_mod.adopt_cached(sha256, source, logrows)  # type: ignore[arg-type]
-        return blob
-
-    def put_srs(self, pointer: Any) -> bool:
-        from . import srs as srs_mod
-        from .layout import srs_key
-
-        return self.put_file(
-            srs_mod.blob_path(pointer.sha256), srs_key(pointer.sha256), sha256=pointer.sha256,
-            metadata={"logrows": str(pointer.logrows), "source": pointer.source},
-        )
-
 
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
-def _link_into(src: Path, dest: Path) -> None:
-    """Place a cache blob at ``dest``: a hard link (no copy) where possible.
-
-    Safe because every cache hit re-checks the blob's sha256 before it is used, and our own
-    writers replace files by rename, never in place.
-    """
-    if dest.exists() and src.resolve() == dest.resolve():
-        return
-    with atomic_path(dest) as tmp:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-
-
-# ---- finding the project's store ------------------------------------------------------------
-def remote_config(root: Path) -> dict[str, Any] | None:
-    """The DVC remote `o3` of a project, merged over DVC's config levels; None if not set."""
-    from dvc.config import Config
-
-    from .pipeline import REMOTE_NAME
-
-    conf = Config(dvc_dir=str(root / ".dvc"))
-    return dict(conf.get("remote", {}).get(REMOTE_NAME) or {}) or None
-
-
-def store_root_from_remote(url: str) -> str:
-    from .layout import STORE_DVC_PREFIX
-
-    suffix = "/" + STORE_DVC_PREFIX
-    if not url.rstrip("/").endswith(suffix):
-        raise ConfigError(
-            f"the DVC remote `o3` ({url}) does not end in /{STORE_DVC_PREFIX}",
-            "Set it with `zkml-dvc remote set s3://BUCKET/PREFIX --endpoint URL`.",
-        )
-    return url.rstrip("/")[: -len(suffix)]
-
-
-def store_from_config(
-    url: str, endpoint: str | None = None, region: str | None = None,
-    profile: str | None = None, remote: dict[str, Any] | None = None,
-) -> Store:
-    """Build a Store with the documented precedence: flag > env > DVC remote config > default."""
-    remote = remote or {}
-    return Store(StoreConfig(
-        url=url,
-        endpoint=endpoint or env.get(env.AWS_ENDPOINT_URL_S3) or env.get(env.AWS_ENDPOINT_URL)
-        or remote.get("endpointurl"),
-        region=region or remote.get("region"),
-        profile=profile or env.get(env.AWS_PROFILE) or remote.get("profile"),
-        access_key_id=None if env.get(env.AWS_ACCESS_KEY_ID) else remote.get("access_key_id"),
-        secret_access_key=None if env.get(env.AWS_SECRET_ACCESS_KEY)
-        else remote.get("secret_access_key"),
-    ))
-
-
-def find_project_store(root: Path) -> Store | None:
-    """The store configured for a project (its DVC remote `o3`), or None."""
-    if not (root / ".dvc").is_dir():
-        return None
-    remote = remote_config(root)
-    if not remote or "url" not in remote:
-        return None
-    return store_from_config(store_root_from_remote(remote["url"]), remote=remote)

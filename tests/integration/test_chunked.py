@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 
 from tests.conftest import (
     MODELS,
+    VERIFY,
+    VERIFY_ON_TRUST,
     S3Server,
     cli,
     clone,
@@ -98,17 +101,17 @@ def test_chunked_run_verifies_in_a_clean_room_with_every_link(
 ) -> None:
     env = machine_env(tmp_path, s3_server)
     work = clone(chunked.root, tmp_path / "verifier")
-    res = cli("verify", run_id, cwd=work, env=env)
+    res = cli(*VERIFY, run_id, cwd=work, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     for i in range(n):
         assert f"ok   chunk {i} ezkl verify" in res.stdout
     for i in range(n - 1):
         assert f"ok   {link} link {i}->{i + 1}" in res.stdout
     assert "ok   claimed input" in res.stdout
-    assert res.stdout.startswith(f"VALID: run {run_id}")
+    assert res.stdout.startswith(f"VALID (UNTRUSTED SRS): run {run_id}")
     assert "  output: [[" in res.stdout
     # Store-only (no clone) accepts it too.
-    res = cli("verify", run_id, "--store", f"s3://{chunked.bucket}", "--project", "testproj",
+    res = cli(*VERIFY_ON_TRUST, run_id, "--store", f"s3://{chunked.bucket}", "--project", "testproj",
               "--report", str(tmp_path / "r.json"), cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads((tmp_path / "r.json").read_text())
@@ -150,19 +153,23 @@ def test_chunked_output_equals_the_monolithic_circuit(chunked: Chunked, tmp_path
 
 
 # ---- tampering ---------------------------------------------------------------------------------
-def _forge(s3: S3Server, bucket: str, run_id: str, replace: dict[str, bytes]) -> None:
+def _forge(s3: S3Server, bucket: str, run_id: str, replace: dict[str, bytes],
+          edit: Callable[[dict], None] | None = None) -> None:
     """An attacker who controls the store: replace kit files and rewrite the manifest (and the
-    sha256 stored with it) so that every hash matches the substitutes."""
+    sha256 stored with it) so that every hash matches the substitutes; ``edit`` changes the
+    manifest further."""
     store = make_store(s3, bucket)
     prefix = run_index_prefix("testproj", run_id)
     manifest = json.loads(store.get_bytes(f"{prefix}/manifest.json"))
+    if edit is not None:
+        edit(manifest)
     kit = {"input.json": "chunks/0/proofs/input.json"}
     for name, data in replace.items():
         if name.startswith("c"):
             idx, fname = name[1:].split("/")
             sub = {"proof.json": "proofs", "vk.key": "keys", "settings.json": "circuits"}[fname]
             kit[name] = f"chunks/{idx}/{sub}/{fname}"
-        path = f"artifacts/mlp2/{kit[name]}"
+        path = f"artifacts/{manifest['model']}/{kit[name]}"
         entry = next(a for a in manifest["artifacts"] if a["path"] == path)
         entry["sha256"], entry["size"] = sha256_bytes(data), len(data)
         store.put_bytes(data, f"{prefix}/{name}")
@@ -171,7 +178,7 @@ def _forge(s3: S3Server, bucket: str, run_id: str, replace: dict[str, bytes]) ->
 
 def _store_verify(chunked: Chunked, s3: S3Server, tmp_path: Path, bucket: str, run_id: str
                   ) -> subprocess.CompletedProcess[str]:
-    return cli("verify", run_id, "--store", f"s3://{bucket}", "--project", "testproj",
+    return cli(*VERIFY_ON_TRUST, run_id, "--store", f"s3://{bucket}", "--project", "testproj",
                cwd=tmp_path, env=machine_env(tmp_path, s3))
 
 
@@ -240,7 +247,7 @@ def test_vk_compiled_at_another_scale_is_rejected(chunked: Chunked, s3_server: S
     env = machine_env(tmp_path, s3_server)
     cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=work, env=env,
         check=True)
-    res = cli("verify", "c2", cwd=work, env=env)
+    res = cli(*VERIFY, "c2", cwd=work, env=env)
     assert res.returncode == 4, res.stdout + res.stderr
     assert "vk.key" in res.stdout + res.stderr
     # With a forged manifest (store-only), the chunk proof fails against that vk and settings.
@@ -262,6 +269,54 @@ def test_claimed_input_off_by_one_quantum_is_rejected(chunked: Chunked, s3_serve
     assert res.returncode == 3, res.stdout + res.stderr
     assert "FAIL claimed input" in res.stdout
     assert "ok   polycommit link 0->1" in res.stdout
+
+
+def test_dropped_or_reordered_chunks_are_invalid(chunked: Chunked, s3_server: S3Server,
+                                                 tmp_path: Path) -> None:
+    """The plan (pinned by the manifest) fixes how many chunks there are, in which order, with
+    which settings: a manifest that drops a chunk, or a kit whose chunks swapped places, fails."""
+    bucket = copy_bucket(s3_server, chunked.bucket)
+    _forge(s3_server, bucket, "c3", {}, edit=lambda m: m.update(chunks=m["chunks"][:2]))
+    dropped = _store_verify(chunked, s3_server, tmp_path, bucket, "c3")
+    assert dropped.returncode == 3, dropped.stdout + dropped.stderr
+    assert dropped.stdout.startswith("INVALID: run c3") and "its plan 3" in dropped.stdout
+    bucket = copy_bucket(s3_server, chunked.bucket)
+    store = make_store(s3_server, bucket)
+    prefix = run_index_prefix("testproj", "c3")
+    kit = {f"c{i}/{f}": store.get_bytes(f"{prefix}/c{i}/{f}")
+           for i in (1, 2) for f in ("proof.json", "settings.json", "vk.key")}
+    swapped = {name.replace("c1/", "cX/").replace("c2/", "c1/").replace("cX/", "c2/"): data
+               for name, data in kit.items()}
+    _forge(s3_server, bucket, "c3", swapped)
+    (tmp_path / "x").mkdir()
+    res = _store_verify(chunked, s3_server, tmp_path / "x", bucket, "c3")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "chunk 1's settings are not the plan's" in res.stdout
+
+
+def test_link_counts_edited_in_the_manifest(chunked: Chunked, s3_server: S3Server,
+                                            tmp_path: Path) -> None:
+    """hashed: the counts come from the pinned settings, so edits change nothing; polycommit: the
+    counts of neighbours must agree."""
+    bucket = copy_bucket(s3_server, chunked.bucket)
+
+    def zero(m: dict) -> None:
+        for c in m["chunks"]:
+            c["link_inputs"] = c["link_outputs"] = 0
+
+    _forge(s3_server, bucket, "c3", {}, edit=zero)
+    res = _store_verify(chunked, s3_server, tmp_path, bucket, "c3")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ok   hashed link 0->1" in res.stdout and "ok   hashed link 1->2" in res.stdout
+
+    def fewer(m: dict) -> None:
+        m["chunks"][0]["link_outputs"] -= 1
+
+    _forge(s3_server, bucket, "c2", {}, edit=fewer)
+    (tmp_path / "x").mkdir()
+    res = _store_verify(chunked, s3_server, tmp_path / "x", bucket, "c2")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "the link counts of chunks 0 and 1 disagree" in res.stdout
 
 
 def test_chunked_params_errors(chunked: Chunked, tmp_path: Path) -> None:
@@ -294,10 +349,13 @@ def test_resume_chunked_run_with_new_input_reuses_keys(chunked: Chunked, s3_serv
     assert child["parent_run"] == "c2"
     ran = {s["stage"].split("@")[0] for s in child["stages"] if s["ran"]}
     assert ran == {"chunk_witness", "chunk_prove", "chunk_verify"}, ran
+    # audit re-splits the model and re-derives every chunk's settings and vk in a clean room
     res = cli("audit", "c2r", cwd=work, env=env)
-    assert res.returncode == 2 and "is chunked" in res.stderr, res.stderr
+    assert res.returncode == 0, res.stdout + res.stderr
+    for i in range(2):
+        assert f"MATCH chunk {i} settings" in res.stdout and f"MATCH chunk {i} vk" in res.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
-    v = cli("verify", "c2r", "--store", f"s3://{chunked.bucket}", "--project", "testproj",
+    v = cli(*VERIFY_ON_TRUST, "c2r", "--store", f"s3://{chunked.bucket}", "--project", "testproj",
             cwd=empty, env=machine_env(tmp_path / "empty", s3_server, "verifier"))
     assert v.returncode == 0, v.stdout + v.stderr

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    VERIFY,
+    VERIFY_ON_TRUST,
     S3Server,
     cli,
     clone,
@@ -96,9 +98,9 @@ def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_serve
     repo = clone(produced.root, tmp_path / "clone")
     _, m = load_manifest(produced.root, "r1")
     s3_server.guard.log.reset()
-    res = cli("verify", "r1", "--report", str(tmp_path / "report.json"), cwd=repo, env=env)
+    res = cli(*VERIFY, "r1", "--report", str(tmp_path / "report.json"), cwd=repo, env=env)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("VALID: run r1")
+    assert res.stdout.startswith("VALID (UNTRUSTED SRS): run r1")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["verdict"] == "valid" and report["mode"] == "clone"
     assert {c["name"] for c in report["checks"]} >= {"manifest", "sha256 proof.json",
@@ -106,7 +108,8 @@ def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_serve
     got = s3_server.guard.log.get_keys
     assert m.artifact(LAY.pk).object_key not in got and not any("pk" in k for k in got)
     _, produced_m = load_manifest(produced.root, "r1")
-    kit = sum(produced_m.artifact(p).size for p in (LAY.proof, LAY.settings, LAY.vk))
+    claimed_input = produced_m.params["model"]["input"]  # the kit carries the claimed input too
+    kit = sum(produced_m.artifact(p).size for p in (LAY.proof, LAY.settings, LAY.vk, claimed_input))
     assert report["bytes_downloaded"] == kit + produced_m.srs.size
     assert report["bytes_downloaded"] < 0.05 * report["run_bytes_total"]
     assert not (Path(env["HOME"]) / ".ezkl").exists()
@@ -117,7 +120,7 @@ def test_store_only_verification_needs_no_clone(produced: Produced, s3_server: S
     env = machine_env(tmp_path, s3_server)
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = cli("verify", "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+    res = cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
               cwd=empty, env=env)
     assert res.returncode == 0, res.stderr
     assert "VALID" in res.stdout
@@ -164,7 +167,7 @@ def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_
     other = machine_env(tmp_path, s3_server, "verifier")
     empty = tmp_path / "empty"
     empty.mkdir()
-    v = cli("verify", "r2", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+    v = cli(*VERIFY_ON_TRUST, "r2", "--store", f"s3://{produced.bucket}", "--project", "testproj",
             cwd=empty, env=other)
     assert v.returncode == 0, v.stderr
 
@@ -191,7 +194,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     head = c.head_object(Bucket=b1, Key=f"{prefix}/vk.key")
     c.put_object(Bucket=b1, Key=f"{prefix}/vk.key", Body=b"\0" * head["ContentLength"],
                  Metadata=head["Metadata"])
-    corrupted = cli("verify", "r1", cwd=fresh_clone_on(b1, "c1"), env=env)
+    corrupted = cli(*VERIFY, "r1", cwd=fresh_clone_on(b1, "c1"), env=env)
     check(corrupted, 4, f"integrity check failed for {prefix}/vk.key")
     assert corrupted.stdout.startswith("INTEGRITY FAILURE: run r1")
 
@@ -205,7 +208,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     c.put_object(Bucket=b2, Key=f"{prefix}/proof.json", Body=body,
                  Metadata={"sha256": sha256_bytes(body)})
     repo2 = fresh_clone_on(b2, "c2")
-    check(cli("verify", "r1", cwd=repo2, env=env), 4, f"integrity check failed for {prefix}/proof.json")
+    check(cli(*VERIFY, "r1", cwd=repo2, env=env), 4, f"integrity check failed for {prefix}/proof.json")
     report = json.loads((repo2 / ".dvc/tmp/zkml-dvc/verify-r1.json").read_text())
     assert report["verdict"] == "integrity-failure"
 
@@ -216,16 +219,16 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     original_sha = c.head_object(Bucket=produced.bucket, Key=f"{prefix}/manifest.json")["Metadata"]["sha256"]
     for a in man["artifacts"]:
         if a["path"] == str(LAY.proof):
-            a["sha256"] = sha256_bytes(body)
+            a["sha256"], a["size"] = sha256_bytes(body), len(body)
     mbody = (json.dumps(man, indent=2) + "\n").encode()
     c.put_object(Bucket=b2, Key=f"{prefix}/manifest.json", Body=mbody,
                  Metadata={"sha256": sha256_bytes(mbody)})
-    check(cli("verify", "r1", cwd=repo2, env=env), 4, f"{prefix}/manifest.json")
+    check(cli(*VERIFY, "r1", cwd=repo2, env=env), 4, f"{prefix}/manifest.json")
     empty = tmp_path / "empty"
     empty.mkdir()
-    check(cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj",
+    check(cli(*VERIFY, "r1", "--store", f"s3://{b2}", "--project", "testproj",
               "--manifest-sha256", original_sha, cwd=empty, env=env), 4, "manifest.json")
-    invalid = cli("verify", "r1", "--store", f"s3://{b2}", "--project", "testproj", cwd=empty,
+    invalid = cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{b2}", "--project", "testproj", cwd=empty,
                   env=env)
     check(invalid, 3, "the proof does not verify")
     assert invalid.stdout.startswith("INVALID: run r1")
@@ -236,7 +239,7 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
     vk[100] ^= 0xFF
     c.put_object(Bucket=b3, Key=f"{prefix}/vk.key", Body=bytes(vk),
                  Metadata={"sha256": sha256_bytes(bytes(vk))})
-    check(cli("verify", "r1", cwd=fresh_clone_on(b3, "c3"), env=env), 4, "vk.key")
+    check(cli(*VERIFY, "r1", cwd=fresh_clone_on(b3, "c3"), env=env), 4, "vk.key")
 
     # nothing in the producer's bucket changed
     assert c.head_object(Bucket=produced.bucket, Key=f"{prefix}/manifest.json")["Metadata"][
@@ -246,11 +249,11 @@ def test_integrity(produced: Produced, s3_server: S3Server, tmp_path: Path):
 def test_unknown_runs(produced: Produced, s3_server: S3Server, tmp_path: Path):
     env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
-    res = cli("verify", "nope", cwd=repo, env=env)
+    res = cli(*VERIFY, "nope", cwd=repo, env=env)
     assert res.returncode == 8 and "no run 'nope'" in res.stderr
     empty = tmp_path / "e"
     empty.mkdir()
-    res = cli("verify", "nope", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+    res = cli(*VERIFY_ON_TRUST, "nope", "--store", f"s3://{produced.bucket}", "--project", "testproj",
               cwd=empty, env=env)
     assert res.returncode == 8 and "not in the store" in res.stderr
     bare = new_project(tmp_path, "bare")
@@ -272,7 +275,7 @@ def test_version_mismatch_is_refused(produced: Produced, s3_server: S3Server, tm
                  Metadata={"sha256": sha256_bytes(body)})
     empty = tmp_path / "e"
     empty.mkdir()
-    res = cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env)
+    res = cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env)
     assert res.returncode == 6, res.stderr
     assert "made with ezkl 22.0.1 but ezkl 23.0.5 is installed" in res.stderr
     assert "pip install ezkl==22.0.1" in res.stderr
@@ -361,20 +364,20 @@ def test_more_bad_inputs(produced: Produced, s3_server: S3Server, tmp_path: Path
     c.put_object(Bucket=b, Key=key, Body=b"\1" * head["ContentLength"], Metadata=head["Metadata"])
     empty = tmp_path / "e"
     empty.mkdir()
-    check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
+    check(cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
           4, f"integrity check failed for {key}")
 
     # a manifest copied in from another project, and one that is not JSON
     src = f"{run_index_prefix('testproj', 'r1')}/manifest.json"
     c.copy_object(Bucket=b, Key="projects/other/runs/r1/manifest.json",
                   CopySource={"Bucket": b, "Key": src})
-    check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "other", cwd=empty, env=env),
+    check(cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{b}", "--project", "other", cwd=empty, env=env),
           4, "names run r1 of project testproj")
     from zkml_dvc.fsutil import sha256_bytes
 
     junk = b"{not json"
     c.put_object(Bucket=b, Key=src, Body=junk, Metadata={"sha256": sha256_bytes(junk)})
-    check(cli("verify", "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
+    check(cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{b}", "--project", "testproj", cwd=empty, env=env),
           2, "is invalid")
 
 
@@ -427,7 +430,7 @@ def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Serv
         completed += 1
         empty = tmp_path / "empty"
         empty.mkdir()
-        res = cli("verify", "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
+        res = cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{produced.bucket}", "--project", "testproj",
                   cwd=empty, env=env)
         assert res.returncode == 0, res.stderr
         completed += 1
@@ -492,7 +495,7 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
     assert sum(faults.values()) >= 10
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = cli("verify", "r1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=empty,
+    res = cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=empty,
               env=machine_env(tmp_path / "empty", s3_server))
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -527,7 +530,7 @@ def test_kill_during_download_then_pull_completes(produced: Produced, s3_server:
     res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
     assert res.returncode == 0, res.stderr
     assert sha256_file(blob) == m.srs.sha256
-    v = cli("verify", "r1", cwd=repo, env=env)
+    v = cli(*VERIFY, "r1", cwd=repo, env=env)
     assert v.returncode == 0, v.stdout + v.stderr
 
 

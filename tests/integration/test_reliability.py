@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ZKML, S3Server, cli, clone, connect
+from tests.conftest import VERIFY_ON_TRUST, ZKML, S3Server, cli, clone, connect
 from zkml_dvc.layout import ModelLayout
 from zkml_dvc.runs import load_manifest
 
@@ -79,7 +79,7 @@ def test_kill_during_push_mid_multipart_then_push_completes(
     assert c.head_object(Bucket=bucket, Key=wkey)["ContentLength"] == m.artifact(LAY.witness).size
     home = tmp_path / "verifier"
     home.mkdir()
-    v = cli("verify", "r1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=home,
+    v = cli(*VERIFY_ON_TRUST, "r1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=home,
             env={"HOME": str(home), **s3_server.env()})
     assert v.returncode == 0, v.stderr
 
@@ -101,7 +101,7 @@ def test_two_clones_push_runs_at_once(s3_server: S3Server, bucket: str, project:
     empty = tmp_path / "v"
     empty.mkdir()
     for run_id in ("from-a", "from-b"):
-        v = cli("verify", run_id, "--store", f"s3://{bucket}", "--project", "testproj",
+        v = cli(*VERIFY_ON_TRUST, run_id, "--store", f"s3://{bucket}", "--project", "testproj",
                 cwd=empty, env={"HOME": str(empty), **env})
         assert v.returncode == 0, v.stderr
 
@@ -117,7 +117,7 @@ def test_secrets_never_leak(s3_server: S3Server, bucket: str, project: Path, tmp
         outputs.append(res.stdout + res.stderr)
     assert all(secret not in o for o in outputs)
     # wrong credentials: the error names the problem, not the secret
-    bad = cli("verify", "s1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=tmp_path,
+    bad = cli(*VERIFY_ON_TRUST, "s1", "--store", f"s3://{bucket}", "--project", "testproj", cwd=tmp_path,
               env={**s3_server.env(), "AWS_SECRET_ACCESS_KEY": secret[::-1]})
     assert bad.returncode == 5 and secret[::-1] not in bad.stderr + bad.stdout
     for rev in subprocess.run(["git", "rev-list", "--all"], cwd=project, capture_output=True,

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from zkml_dvc.chunking import LinkCounts, balance, check_link, cut_candidates, link_values
+from zkml_dvc.chunked.links import check_link, link_values
+from zkml_dvc.chunked.plan import balance, cut_candidates
+from zkml_dvc.chunked.records import LinkCounts
 from zkml_dvc.errors import InputError
 from zkml_dvc.params import chunk_stage_table, parse_params
 

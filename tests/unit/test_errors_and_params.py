@@ -17,22 +17,23 @@ def test_exit_codes_are_distinct_and_documented():
         assert f"| {code} |" in doc, f"exit code {code} ({klass.__name__}) missing in docs/errors.md"
 
 
-def test_every_test_named_in_errors_md_exists():
-    """The catalogue names the test that checks each case: each must exist."""
+@pytest.mark.parametrize(("doc", "at_least"), [("errors.md", 20), ("security.md", 14)])
+def test_every_test_named_in_the_catalogues_exists(doc: str, at_least: int):
+    """docs/errors.md and docs/security.md name the test that checks each case: each must exist."""
     import re
 
-    doc = (REPO / "docs" / "errors.md").read_text()
-    named = set(re.findall(r"(test_[a-z_]+\.py)::(test_[a-z0-9_]+)", doc))
-    assert len(named) >= 20
+    named = set(re.findall(r"(test_[a-z_]+\.py)::(test_[a-z0-9_]+)", (REPO / "docs" / doc).read_text()))
+    assert len(named) >= at_least
     for module, name in named:
         files = list((REPO / "tests").rglob(module))
-        assert files, f"docs/errors.md names {module}, which does not exist"
+        assert files, f"docs/{doc} names {module}, which does not exist"
         assert any(f"def {name}(" in f.read_text() for f in files), f"{module}::{name} not found"
 
 
 @pytest.mark.parametrize("exc,code", [
     (errors.MissingFileError("x.onnx", "ONNX model"), 2),
-    (errors.IntegrityError("vk", "a" * 64, "b" * 64), 4),
+    (errors.HashMismatchError("vk", "a" * 64, "b" * 64), 4),
+    (errors.IntegrityError("the manifest names another run"), 4),
     (errors.VersionMismatchError("run r", "22.0.0", "23.0.5"), 6),
     (errors.EzklError("prove", {"pk": "pk.key"}, "boom"), 7),
     (errors.ProofInvalidError("bad", ""), 3),
@@ -42,6 +43,15 @@ def test_every_test_named_in_errors_md_exists():
 ])
 def test_most_specific_exit_code_wins(exc, code):
     assert errors.exit_code_for(exc) == code
+
+
+def test_integrity_errors_say_what_they_know():
+    plain = errors.IntegrityError("audit of run r1: the re-derived vk does not match the recorded one")
+    assert "sha256" not in str(plain) and "recorded recorded" not in str(plain)
+    assert "do not use it" in str(plain)  # the default remedy
+    mismatch = errors.HashMismatchError("vk.key", "a" * 64, "b" * 64)
+    assert isinstance(mismatch, errors.IntegrityError)
+    assert "its sha256 is bbbbbbbbbbbb..., not the recorded aaaaaaaaaaaa... The stored" in str(mismatch)
 
 
 def test_errors_are_one_line_with_remedy_and_stdlib_bases():
@@ -96,3 +106,4 @@ def test_bad_project_id_and_default_model():
     raw["default_model"] = "nope"
     with pytest.raises(errors.InputError, match="default_model"):
         parse_params(raw, "params.yaml")
+

@@ -3,7 +3,7 @@
 1. ``dvc repro`` up to every chunk's witness (plan, compile, setup, witness: the witnesses in
    order, as each chunk reads the previous chunk's output).
 2. The chunks whose ``chunk_prove`` stage DVC reports as changed are proved at once as Ray tasks
-   (distributed.py); their proofs and stage records are written atomically and recorded with
+   (ray_prove.py); their proofs and stage records are written atomically and recorded with
    ``dvc commit`` of those stages, exactly as if DVC had run them. Workers on other machines (with
    ``--ray-address``) read their inputs from the store, so those are pushed first.
 3. ``dvc repro`` of ``chunk_verify``: every chunk proof verifies and every link holds.
@@ -14,35 +14,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import ezkl_adapter, pipeline
-from .chunking import load_plan
-from .distributed import FileRef, ProgressFn, ProveTask, StoreRef, prove_all
-from .errors import PipelineError
-from .fsutil import atomic_write_bytes, atomic_write_json, read_json, sha256_file
-from .layout import CHUNK_MODEL_STAGES, CHUNK_STAGES, ModelLayout, dvc_object_key, srs_key
-from .manifest import ChunkEntry
-from .params import Params, chunk_key
-from .stages import EzklCall, StageRecord, load_pointer
-from .store import Store
+from .. import ezkl_adapter, pipeline
+from .. import srs as srs_mod
+from ..errors import ConfigError, PipelineError
+from ..fsutil import atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from ..layout import CHUNK_MODEL_STAGES, ModelLayout, dvc_object_key, srs_key
+from ..params import chunk_key
+from ..records import EzklCall, StageRecord
+from ..stages import load_pointer
+from ..store import Store
+from .plan import load_plan
+from .ray_prove import FileRef, ProgressFn, ProveTask, StoreRef, prove_all
+from .records import ChunkEntry
 
-
-def stage_keys(model: str, params: Params) -> set[str]:
-    return {model, *(chunk_key(model, i) for i in range(params.chunked[model].chunks))}
-
-
-def stage_records(model: str, params: Params) -> list[tuple[str, Path]]:
-    lay = ModelLayout(model)
-    recs = [("chunk_plan", lay.stage_record("chunk_plan"))]
-    for stage in CHUNK_STAGES:
-        for i in range(params.chunked[model].chunks):
-            recs.append((f"{stage}@{i}", lay.chunk_layout(i).stage_record(stage)))
-    recs.append(("chunk_verify", lay.stage_record("chunk_verify")))
-    return recs
-
-
-def plan_scale(root: Path, model: str) -> int:
-    return load_plan(root / ModelLayout(model).plan).scale
+if TYPE_CHECKING:
+    from ..project import Project
 
 
 def _ref(root: Path, name: str, rel: Path, md5s: dict[str, str | None]) -> FileRef:
@@ -59,34 +47,31 @@ def _stale_prove_chunks(root: Path, model: str, n: int) -> list[int]:
     return [i for i, name in enumerate(names) if any(k.endswith(name) for k in status)]
 
 
-def reproduce(root: Path, model: str, params: Params, store: Store | None,
+def reproduce(project: Project, model: str, n: int, store: Store | None,
               ray_address: str | None, progress: ProgressFn | None,
               force_stage: str | None = None) -> dict[int, float]:
-    """Bring the chunked model's pipeline up to date; returns {chunk: prove seconds} for the
-    chunks proved in this call."""
-    n = params.chunked[model].chunks
+    """Bring the chunked model's pipeline (``n`` chunks) up to date; returns
+    {chunk: prove seconds} for the chunks proved in this call."""
+    root = project.root
     witness_targets = [pipeline.stage_name("chunk_witness", chunk_key(model, i)) for i in range(n)]
     pipeline.repro_targets(root, witness_targets, force_stage and pipeline.stage_name(
         force_stage, model if force_stage in CHUNK_MODEL_STAGES else chunk_key(model, 0)))
     stale = list(range(n)) if force_stage == "chunk_prove" else _stale_prove_chunks(root, model, n)
     times: dict[int, float] = {}
     if stale:
-        times = _prove_on_ray(root, model, stale, store, ray_address, progress)
+        times = _prove_on_ray(project, model, stale, store, ray_address, progress)
     pipeline.repro_targets(root, [pipeline.stage_name("chunk_verify", model)])
     return times
 
 
-def _prove_on_ray(root: Path, model: str, chunks: list[int], store: Store | None,
+def _prove_on_ray(project: Project, model: str, chunks: list[int], store: Store | None,
                   ray_address: str | None, progress: ProgressFn | None) -> dict[int, float]:
+    root = project.root
     lay = ModelLayout(model)
     pointer = load_pointer(root / lay.srs_pointer)
-    from . import srs as srs_mod
-
     store_ref: StoreRef | None = None
     if ray_address:
         if store is None:
-            from .errors import ConfigError
-
             raise ConfigError(
                 "--ray-address needs a store: workers on other machines read the chunk inputs "
                 "from it", "Configure one with `zkml-dvc remote set ...` (or `zkml-dvc store up`).")
@@ -96,10 +81,10 @@ def _prove_on_ray(root: Path, model: str, chunks: list[int], store: Store | None
             targets += [str(c.witness), str(c.compiled), str(c.pk)]
         pipeline.push_targets(root, targets)
         if store.head(srs_key(pointer.sha256)) is None:
-            store.put_srs(pointer)
+            srs_mod.put(store, pointer)
         store_ref = StoreRef(url=store.cfg.url, endpoint=store.cfg.endpoint, region=store.cfg.region)
     md5s = {k: v.get("md5") for k, v in pipeline.lock_outs(root).items()}
-    srs_path = srs_mod.path_for(pointer)
+    srs_path = srs_mod.path_for(pointer, project.store)
     srs_ref = FileRef(name="kzg.srs", sha256=pointer.sha256, size=srs_path.stat().st_size,
                       local_path=str(srs_path), store_key=srs_key(pointer.sha256))
     tasks = []
@@ -146,9 +131,6 @@ def chunk_entries(root: Path, model: str, prove_times: dict[int, float]) -> list
     plan = load_plan(root / lay.plan)
     report = read_json(root / lay.verify_report, "verify report")
     counts = {c["index"]: c for c in report["link_counts"]}
-    return [ChunkEntry(
-        index=c.index, input_tensor=c.input_tensor, output_tensor=c.output_tensor,
-        input_visibility=c.input_visibility, output_visibility=c.output_visibility,
-        link_inputs=counts[c.index]["link_inputs"], link_outputs=counts[c.index]["link_outputs"],
-        prove_seconds=prove_times.get(c.index),
-    ) for c in plan.chunks]
+    return [ChunkEntry(**c.model_dump(), link_inputs=counts[c.index]["link_inputs"],
+                       link_outputs=counts[c.index]["link_outputs"],
+                       prove_seconds=prove_times.get(c.index)) for c in plan.chunks]

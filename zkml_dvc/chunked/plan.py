@@ -1,4 +1,4 @@
-"""Chunked proving: split a model into consecutive pieces, and check that their proofs link up.
+"""Splitting a model into consecutive chunks (the `chunk_plan` stage).
 
 Splitting uses ``onnx.utils.extract_model`` at tensors where exactly one value crosses from the
 earlier nodes to the later ones. Chunks are balanced by ezkl's own row estimate (``num_rows`` from
@@ -7,18 +7,8 @@ it lowers every chunk's logrows.
 
 All chunks are calibrated at one pinned scale with scale_rebase_multiplier 1, so each intermediate
 tensor has that scale on both sides of a boundary, and share one logrows (the largest any chunk
-needs), so polycommit commitments are made with one SRS and compare equal.
-
-Links (what a verifier checks between chunk i and i+1, from the proofs alone):
-
-- ``polycommit``: the KZG commitments of the boundary tensor are the first points in each proof's
-  transcript (inputs, then outputs; 64 bytes per point). The output points of proof i must equal
-  the input points of proof i+1. This is ezkl's internal proof layout (ezkl's
-  ``swap_proof_commitments`` relies on it): pinned by the ezkl version and a regression test.
-- ``hashed``: the Poseidon hash of the boundary tensor is a public instance of both proofs (last
-  instance of proof i, first of proof i+1).
-
-Neither hides the intermediate values from whoever holds a witness: no salt or blinding is added.
+needs), so polycommit commitments are made with one SRS and compare equal. How a verifier checks
+the links between chunks is ``links.py``.
 """
 
 from __future__ import annotations
@@ -28,45 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from . import ezkl_adapter
-from .errors import InputError
-from .fsutil import atomic_write_json, read_json, sha256_file
-from .params import LINK_VISIBILITY, ChunkedModelParams, RunArgs
-
-POINT_BYTES = 64  # an uncompressed G1 point in ezkl's EVM transcript: x, y big-endian
-
-
-class ChunkInfo(BaseModel):
-    index: int
-    input_tensor: str
-    output_tensor: str
-    input_visibility: str
-    output_visibility: str
-    num_rows: int = Field(description="ezkl's row count for the chunk's circuit")
-    calibrated_logrows: int = Field(description="the logrows calibration chose for this chunk alone")
-    onnx_sha256: str
-    settings_sha256: str
-
-
-class ChunkPlan(BaseModel):
-    model: str
-    link: str
-    scale: int
-    logrows: int = Field(description="shared by every chunk (one SRS)")
-    boundaries: list[str]
-    balanced_by: str
-    chunks: list[ChunkInfo]
-
-
-class LinkCounts(BaseModel):
-    """How many link values (commitment points or hashes) a chunk's proof has for its input and
-    output boundary tensors; read from its witness, recorded in the manifest."""
-
-    index: int
-    link_inputs: int = 0
-    link_outputs: int = 0
+from .. import ezkl_adapter
+from ..errors import InputError
+from ..fsutil import atomic_write_json, read_json, sha256_file
+from ..instances import flatten
+from ..params import LINK_VISIBILITY, ChunkedModelParams, RunArgs
+from .records import ChunkInfo, ChunkPlan
 
 
 # ---- splitting ---------------------------------------------------------------------------------
@@ -188,18 +145,12 @@ def _chunk_calibration(prev_onnx: Path, prev_data: Path, dest: Path) -> None:
     spec = next(i for i in model.graph.input if i.name == name)
     shape = [d.dim_value if d.dim_value > 0 else 1 for d in spec.type.tensor_type.shape.dim]
     per = int(np.prod(shape))
-    flat = np.asarray(_flatten(read_json(prev_data, "calibration data")["input_data"][0]),
+    flat = np.asarray(flatten(read_json(prev_data, "calibration data")["input_data"][0]),
                       dtype=np.float32)
     sess = ReferenceEvaluator(model)
     outs = [np.asarray(list(sess.run(None, {name: flat[k:k + per].reshape(shape)}))[0]).ravel()
             for k in range(0, len(flat) - per + 1, per)]
     dest.write_text(json.dumps({"input_data": [np.concatenate(outs).astype(float).tolist()]}))
-
-
-def _flatten(value: Any) -> list[float]:
-    if isinstance(value, list):
-        return [x for v in value for x in _flatten(v)]
-    return [float(value)]
 
 
 def visibilities(cp: ChunkedModelParams, index: int) -> tuple[str, str]:
@@ -268,79 +219,3 @@ def next_input(prev_witness: Path, dest: Path) -> None:
     nothing is re-quantised at the boundary."""
     w = read_json(prev_witness, "witness")
     atomic_write_json(dest, {"input_data": w["outputs"]})
-
-
-def link_counts(witness: Path, index: int, link: str) -> LinkCounts:
-    w = read_json(witness, "witness")
-    key = "polycommit" if link == "polycommit" else "poseidon_hash"
-
-    def count(section: str) -> int:
-        # polycommit: one list of points per tensor; poseidon_hash: one hash per tensor
-        items = (w.get(section) or {}).get(key) or []
-        return sum(len(t) if isinstance(t, list) else 1 for t in items)
-
-    return LinkCounts(index=index, link_inputs=count("processed_inputs"),
-                      link_outputs=count("processed_outputs"))
-
-
-# ---- verifier side -----------------------------------------------------------------------------
-def _proof_bytes(proof: dict[str, Any]) -> bytes:
-    raw = proof.get("proof")
-    if isinstance(raw, list):
-        return bytes(raw)
-    hexed = str(proof.get("hex_proof") or "")
-    return bytes.fromhex(hexed[2:] if hexed.startswith("0x") else hexed)
-
-
-def link_values(proof_path: Path, counts: LinkCounts, link: str, side: str) -> list[str]:
-    """The values proof ``proof_path`` exposes for its input or output boundary (hex strings)."""
-    proof = read_json(proof_path, "proof")
-    if link == "polycommit":
-        data = _proof_bytes(proof)
-        if side == "input":
-            start, n = 0, counts.link_inputs
-        else:
-            start, n = counts.link_inputs * POINT_BYTES, counts.link_outputs
-        end = start + n * POINT_BYTES
-        if n < 1 or end > len(data):
-            return []
-        return [data[s:s + POINT_BYTES].hex() for s in range(start, end, POINT_BYTES)]
-    instances = (proof.get("instances") or [[]])[0]
-    n = counts.link_inputs if side == "input" else counts.link_outputs
-    if n < 1 or n > len(instances):
-        return []
-    return [str(v) for v in (instances[:n] if side == "input" else instances[-n:])]
-
-
-def check_link(prev_proof: Path, prev: LinkCounts, proof: Path, cur: LinkCounts,
-               link: str) -> tuple[bool, str]:
-    out = link_values(prev_proof, prev, link, "output")
-    inp = link_values(proof, cur, link, "input")
-    if not out or not inp:
-        return False, "no link values in the proofs"
-    if out != inp:
-        return False, f"chunk {prev.index} output {out[0][:16]}... != chunk {cur.index} input " \
-                      f"{inp[0][:16]}..."
-    return True, f"{len(out)} {'commitment' if link == 'polycommit' else 'hash'}(es) equal " \
-                 f"({out[0][:16]}...)"
-
-
-def check_claimed_input(proof_path: Path, input_json: Path, visibility: str, scale: int
-                        ) -> tuple[bool, str]:
-    """Does the first chunk's proof commit to the claimed input (quantised at ``scale``)?"""
-    values = _flatten(read_json(input_json, "input file").get("input_data", []))
-    felts = ezkl_adapter.float_to_felt(values, scale)
-    instances = [str(v) for v in (read_json(proof_path, "proof").get("instances") or [[]])[0]]
-    if visibility == "public":
-        ok = instances[: len(felts)] == felts
-        return ok, f"{len(felts)} public input values {'match' if ok else 'differ from'} the claim"
-    if visibility.startswith("hashed") and visibility != "hashed/private":
-        digest = ezkl_adapter.poseidon_hash(felts)
-        ok = bool(instances) and instances[0] == digest[0]
-        return ok, f"input hash {'matches' if ok else 'differs from'} the claim"
-    return True, f"input is {visibility}: not checkable from the proof (not compared)"
-
-
-def claimed_output(proof_path: Path) -> list[list[str]]:
-    pretty = read_json(proof_path, "proof").get("pretty_public_inputs") or {}
-    return [list(map(str, t)) for t in (pretty.get("rescaled_outputs") or [])]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, PipelineError, ZkmlError
+from ..errors import ConfigError, PipelineError, ZkmlError
 
 ProgressFn = Callable[[str], None]
 
@@ -66,7 +66,7 @@ class ProveResult:
 
 
 def _materialize(ref: FileRef, store: StoreRef | None, scratch: Path) -> tuple[Path, str]:
-    from .fsutil import sha256_file
+    from ..fsutil import sha256_file
 
     if ref.local_path:
         p = Path(ref.local_path)
@@ -77,7 +77,7 @@ def _materialize(ref: FileRef, store: StoreRef | None, scratch: Path) -> tuple[P
             f"chunk input {ref.name} is not on this worker and no store is configured",
             "Configure the project's remote (`zkml-dvc remote set`) so workers can read the store.",
         )
-    from .store import store_from_config
+    from ..remote import store_from_config
 
     s = store_from_config(store.url, endpoint=store.endpoint, region=store.region)
     return s.get_file(ref.store_key, scratch / ref.name, ref.sha256, use_cache=False), "store"
@@ -87,7 +87,7 @@ def prove_task(task: ProveTask) -> ProveResult:
     """Run on a Ray worker: obtain the inputs (checked by sha256), prove, return the proof."""
     os.environ.setdefault(
         "EZKL_REPO_PATH", str(Path(tempfile.gettempdir()) / f"zkml-dvc-ezkl-worker-{os.getpid()}"))
-    from . import ezkl_adapter
+    from .. import ezkl_adapter
 
     with tempfile.TemporaryDirectory(prefix=f"zkml-chunk{task.index}-") as td:
         scratch = Path(td)

@@ -1,0 +1,175 @@
+"""`zkml-dvc verify`, `resume`, `audit`, `schema`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .base import main, project, warn_about_clone
+
+if TYPE_CHECKING:
+    from ..records import Check
+
+
+_VERDICT_LINES = {"valid": "VALID", "invalid": "INVALID", "integrity-failure": "INTEGRITY FAILURE",
+                  "unauthenticated": "UNAUTHENTICATED", "untrusted-srs": "UNTRUSTED SRS"}
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--store", "store_url", help="Verify from the store alone: s3://BUCKET/PREFIX.")
+@click.option("--project", "project_id", help="Project id (required with --store).")
+@click.option("--endpoint", help="S3 endpoint (with --store).")
+@click.option("--region", help="Region (with --store).")
+@click.option("--profile", help="AWS profile (with --store).")
+@click.option("--manifest-sha256", help="Trust only a manifest with this sha256 (with --store).")
+@click.option("--allowed-signers", type=click.Path(path_type=Path),
+              help="OpenSSH allowed-signers file: require a signature from one of its keys "
+                   "(the run tag in a clone, the manifest's signature with --store).")
+@click.option("--trust-store", is_flag=True,
+              help="With --store and no pin or signature: take the store's manifest on trust "
+                   "(the verdict says so).")
+@click.option("--allow-untrusted-srs", is_flag=True,
+              help="Accept an SRS that is not ezkl's public ceremony SRS (e.g. a local test SRS); "
+                   "the verdict still says UNTRUSTED SRS.")
+@click.option("--report", type=click.Path(path_type=Path), help="Where to write the report JSON.")
+def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint: str | None,
+           region: str | None, profile: str | None, manifest_sha256: str | None,
+           allowed_signers: Path | None, trust_store: bool, allow_untrusted_srs: bool,
+           report: Path | None) -> None:
+    """Verify a run's proof in a clean room, from store artifacts alone.
+
+    Prints the verdict line first, then what was established and by what (proof, manifest, SRS,
+    input, output), then each check. The output is decoded from the proof's instances. Exit 0
+    VALID, 3 INVALID, 4 INTEGRITY FAILURE, 9 UNTRUSTED SRS, 10 UNAUTHENTICATED (docs/security.md).
+
+    \b
+    Examples:
+      zkml-dvc verify RUN_ID                      # in a clone holding the run's tag
+      zkml-dvc verify RUN_ID --allowed-signers ~/.config/zkml-dvc/allowed_signers
+      zkml-dvc verify RUN_ID --store s3://zkml-dvc --project zkml-demo --endpoint URL \\
+          --manifest-sha256 SHA256
+    """
+    from ..errors import (
+        IntegrityError,
+        ProofInvalidError,
+        UnauthenticatedError,
+        UntrustedSrsError,
+    )
+    from ..verifier import Options
+    from ..verifier import verify as do_verify
+
+    proj = None
+    st = None
+    if store_url:
+        from ..remote import store_from_config
+
+        st = store_from_config(store_url, endpoint, region, profile)
+        report = report or Path(f"verify-{run_id}.json")
+    else:
+        proj = project()
+        warn_about_clone(proj)
+        report = report or proj.root / ".dvc" / "tmp" / "zkml-dvc" / f"verify-{run_id}.json"
+    opts = Options(manifest_sha256=manifest_sha256, allowed_signers=allowed_signers,
+                   trust_store=trust_store, allow_untrusted_srs=allow_untrusted_srs)
+    rep = do_verify(run_id, project=proj, store=st, project_id=project_id, options=opts,
+                    report_path=report)
+    line = _VERDICT_LINES[rep.verdict]
+    if rep.verdict == "valid":
+        if not rep.srs_trusted:
+            line += " (UNTRUSTED SRS)"
+        click.echo(f"{line}: run {rep.run_id} ({rep.model}) verified in a clean room from "
+                   f"{rep.files_downloaded} files, {rep.bytes_downloaded} bytes; report {report}")
+    else:
+        click.echo(f"{line}: run {run_id}: {rep.reason}")  # the verdict line on stdout
+    for claim in rep.claims:
+        click.echo(f"  {claim.name:<8} {claim.status.upper():<12} {claim.basis}")
+    _echo_checks(rep.checks)
+    if rep.verdict == "valid" and rep.output:
+        click.echo(f"  output: {rep.output}")
+    errors = {"invalid": ProofInvalidError, "integrity-failure": IntegrityError,
+              "untrusted-srs": UntrustedSrsError, "unauthenticated": UnauthenticatedError}
+    remedies = {
+        "invalid": "The proof, vk, settings, SRS or claimed input in the store were altered or do "
+                   "not belong together.",
+        "integrity-failure": "",
+        "untrusted-srs": "Verify with a run proved on ezkl's public SRS (`srs: {source: public}`), "
+                         "or pass --allow-untrusted-srs if you made the SRS yourself.",
+        "unauthenticated": "Pin the manifest (--manifest-sha256), require a signature "
+                           "(--allowed-signers), or pass --trust-store to accept the store's word.",
+    }
+    if rep.verdict in errors:
+        raise errors[rep.verdict](f"run {run_id}: {rep.reason}", remedies[rep.verdict])
+
+
+def _echo_checks(checks: list[Check]) -> None:
+    for c in checks:
+        click.echo(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--from", "from_stage", default="witness", show_default=True,
+              help="First stage to run again.")
+@click.option("--input", "new_input", type=click.Path(path_type=Path),
+              help="Prove this new input with the run's keys.")
+@click.option("--run-id", "new_run_id", help="Id of the new run.")
+@click.option("--push/--no-push", "push", default=None)
+def resume(run_id: str, from_stage: str, new_input: Path | None, new_run_id: str | None,
+           push: bool | None) -> None:
+    """Continue a run from STAGE, restoring earlier outputs from the store (no keygen).
+
+    \b
+    Example:
+      zkml-dvc resume RUN_ID --from witness --input new_input.json
+    """
+    from ..resume import resume as do_resume
+
+    result = do_resume(project(), run_id, from_stage, new_input, new_run_id, push)
+    m = result.manifest
+    ran = ", ".join(result.stages_ran) or "none"
+    click.echo(f"run {m.run_id} (parent {run_id}): stages run: {ran}; tag {result.tag}")
+
+
+@main.command()
+@click.argument("run_id")
+def audit(run_id: str) -> None:
+    """Re-derive settings, circuit and vk from the run's model, params and SRS; compare hashes.
+
+    \b
+    Example:
+      zkml-dvc audit RUN_ID
+    """
+    from ..audit import audit as do_audit
+    from ..errors import IntegrityError
+
+    rep = do_audit(project(), run_id)
+    for c in rep.checks:
+        click.echo(f"{'MATCH' if c.ok else 'MISMATCH'} {c.name}: {c.detail}")
+    if not rep.ok:
+        failed = ", ".join(c.name for c in rep.checks if not c.ok)
+        raise IntegrityError(f"audit of run {run_id}: the re-derived {failed} does not match the "
+                             "recorded one",
+                             "The run's vk does not come from the model and params it claims.")
+    click.echo(f"audit of run {run_id}: the vk is bound to the claimed model")
+
+
+
+@main.command()
+def schema() -> None:
+    """Print the run manifest's JSON Schema (docs/manifest.schema.json is generated from it).
+
+    \b
+    Example:
+      zkml-dvc schema > docs/manifest.schema.json
+    """
+    from ..manifest import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+if __name__ == "__main__":
+    main()
