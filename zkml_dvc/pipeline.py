@@ -1,7 +1,8 @@
 """Driving DVC: reproduce the pipeline, read dvc.lock, push and pull outputs.
 
-DVC runs in this process through its Python API (no extra interpreter start-up per call); the stage
-commands it spawns are `zkml-dvc stage ...`, found on PATH next to this interpreter.
+DVC runs in this process through its Python API (no extra interpreter start-up per call), on the
+one DVC repository the command's ``Project`` holds open (``Project.dvc()``); the stage commands it
+spawns are `zkml-dvc stage ...`, found on PATH next to this interpreter.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from . import env
 from .errors import ConfigError, PipelineError, StoreError
 from .remote import REMOTE_NAME
+
+if TYPE_CHECKING:
+    from .project import Project
 
 LAST_ERROR = Path(".dvc") / "tmp" / "zkml-dvc" / "last-stage-error.txt"
 
@@ -89,10 +93,8 @@ def _stages_quiet() -> Iterator[None]:
             os.environ[env.STAGE_QUIET] = old
 
 
-@contextlib.contextmanager
-def open_repo(root: Path) -> Iterator[Any]:
-    """The DVC repo at ``root``, with the working directory there: DVC resolves stage targets
-    such as ``verify@mlp`` against the current directory."""
+def open_repo(root: Path) -> Any:
+    """The DVC repo at ``root`` (the caller closes it; ``Project.dvc()`` holds one per command)."""
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
@@ -103,30 +105,32 @@ def open_repo(root: Path) -> Iterator[Any]:
         raise ConfigError(
             f"{root} is not a DVC repository", "Run `dvc init` there, or use `zkml-dvc init`."
         ) from None
-    with contextlib.chdir(root), repo:
-        yield repo
+    # zkml-dvc commits what its commands change (`run` commits and tags), so DVC's closing advice
+    # "To track the changes with git, run: git add ..." would only mislead.
+    repo.scm_context.quiet = True
+    return repo
 
 
 def stage_name(stage: str, model: str) -> str:
     return f"{stage}@{model}"
 
 
-def repro(root: Path, model: str, force_stage: str | None = None) -> None:
+def repro(project: Project, model: str, force_stage: str | None = None) -> None:
     """Reproduce ``model``'s pipeline up to `verify`; with ``force_stage``, re-run that stage
     (and so everything after it) even if DVC thinks it is up to date."""
-    repro_targets(root, [stage_name("verify", model)],
+    repro_targets(project, [stage_name("verify", model)],
                   stage_name(force_stage, model) if force_stage else None, what=f"pipeline of {model}")
 
 
-def repro_targets(root: Path, targets: list[str], force: str | None = None,
+def repro_targets(project: Project, targets: list[str], force: str | None = None,
                   what: str = "pipeline") -> None:
     """`dvc repro` of ``targets`` (with their upstream stages); ``force`` re-runs that one stage
     first even if DVC thinks it is up to date."""
     from dvc.exceptions import DvcException
 
-    last_error = root / LAST_ERROR
+    last_error = project.root / LAST_ERROR
     last_error.unlink(missing_ok=True)
-    with _stages_quiet(), open_repo(root) as repo:
+    with _stages_quiet(), project.dvc() as repo:
         try:
             if force:
                 repo.reproduce(force, force=True, single_item=True)
@@ -141,18 +145,18 @@ def repro_targets(root: Path, targets: list[str], force: str | None = None,
             ) from exc
 
 
-def commit_stages(root: Path, names: list[str]) -> None:
+def commit_stages(project: Project, names: list[str]) -> None:
     """`dvc commit` of stages whose outputs were made outside `dvc repro` (the Ray proofs)."""
-    with open_repo(root) as repo:
+    with project.dvc() as repo:
         for name in names:
             repo.commit(name, force=True)
 
 
-def push_targets(root: Path, targets: list[str]) -> int:
+def push_targets(project: Project, targets: list[str]) -> int:
     """`dvc push` of the given outputs (what remote workers will read)."""
     from dvc.exceptions import DvcException
 
-    with open_repo(root) as repo, _transfer_log_quiet():
+    with project.dvc() as repo, _transfer_log_quiet():
         try:
             return int(repo.push(targets=targets, remote=REMOTE_NAME) or 0)
         except DvcException as exc:
@@ -206,17 +210,14 @@ def _own_aws_files() -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def pull(root: Path, targets: list[str]) -> None:
+def pull(project: Project, targets: list[str]) -> None:
     """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5), as a verifier
-    who does not trust the clone: the remote's profile, ``configpath`` and ``credentialpath`` are
-    ignored (the user's own AWS files and environment are used)."""
+    who does not trust the clone: the AWS config and credentials files are the user's own, whatever
+    the remote's ``configpath`` / ``credentialpath`` say (DVC re-reads its config on every
+    operation, so the files are pinned through the environment DVC consults first)."""
     from dvc.exceptions import DvcException
 
-    with _own_aws_files(), open_repo(root) as repo, _transfer_log_quiet():
-        remote = repo.config.get("remote", {}).get(REMOTE_NAME)
-        if isinstance(remote, dict):
-            for key in ("profile", "configpath", "credentialpath"):
-                remote.pop(key, None)
+    with _own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
         try:
             repo.pull(targets=targets, remote=REMOTE_NAME)
         except DvcException as exc:
@@ -238,18 +239,18 @@ def _dvc_reason(exc: BaseException) -> str:
     return ": ".join(parts) or type(exc).__name__
 
 
-def status_clean(root: Path, model: str) -> bool:
+def status_clean(project: Project, model: str) -> bool:
     """True if nothing in the model's pipeline would re-run."""
-    with open_repo(root) as repo:
+    with project.dvc() as repo:
         return not repo.status(targets=[stage_name("verify", model)], with_deps=True)
 
 
-def push_rev(root: Path, commit: str, at_head: bool) -> int:
+def push_rev(project: Project, commit: str, at_head: bool) -> int:
     """`dvc push` of every object referenced at ``commit`` (a run's commit) from the cache."""
     from dvc.exceptions import DvcException
 
     kwargs: dict[str, Any] = {} if at_head else {"revs": [commit], "workspace": False}
-    with open_repo(root) as repo, _transfer_log_quiet():
+    with project.dvc() as repo, _transfer_log_quiet():
         try:
             return int(repo.push(remote=REMOTE_NAME, **kwargs) or 0)
         except DvcException as exc:

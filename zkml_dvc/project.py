@@ -26,6 +26,7 @@ class Project:
         self.root = root.resolve()
         self._store: Store | None = None
         self._store_resolved = False
+        self._dvc: Any = None
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
@@ -59,12 +60,26 @@ class Project:
 
     @contextlib.contextmanager
     def dvc(self) -> Iterator[Any]:
-        """The DVC repository, with the working directory at the root (DVC resolves stage
-        targets such as ``verify@mlp`` against it)."""
-        from .pipeline import open_repo
+        """The DVC repository (opened once per command, like DVC's own ``Repo``), with the working
+        directory at the root for the block: DVC resolves targets such as ``verify@mlp`` there."""
+        if self._dvc is None:
+            from .pipeline import open_repo
 
-        with open_repo(self.root) as repo:
-            yield repo
+            self._dvc = open_repo(self.root)
+        with contextlib.chdir(self.root):
+            yield self._dvc
+
+    def close(self) -> None:
+        """Release the DVC repository (the CLI calls this when the command ends)."""
+        if self._dvc is not None:
+            self._dvc.close()
+            self._dvc = None
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def srs_pins(self, source: str, logrows: int, limit: int = 20) -> list[str]:
         """The sha256 of the SRS that this project's latest runs (their manifests, pinned by their

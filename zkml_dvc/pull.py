@@ -46,7 +46,7 @@ def check_local(root: Path, manifest: Manifest, path: Path) -> None:
 def restore(project: Project, manifest: Manifest, targets: list[str]) -> None:
     """`dvc pull` of ``targets`` (files or directories), then every restored file of the run
     checked against the manifest's sha256."""
-    pipeline.pull(project.root, targets)
+    pipeline.pull(project, targets)
     for a in manifest.artifacts:
         if a.md5 and any(a.path == t or a.path.startswith(t.rstrip("/") + "/") for t in targets):
             check_local(project.root, manifest, Path(a.path))
@@ -76,7 +76,7 @@ def pull(project: Project, run_id: str, target: PullTarget = "verify") -> PullRe
     else:
         wanted = shape.prove_targets(manifest) if target == "prove" else \
             [Path(a.path) for a in manifest.artifacts if a.md5]
-        pipeline.pull(project.root, [str(p) for p in wanted])
+        pipeline.pull(project, [str(p) for p in wanted])
         for p in wanted:
             check_local(project.root, manifest, p)
             restored.append(str(p))

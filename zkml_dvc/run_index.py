@@ -68,7 +68,7 @@ def push_run(project: Project, run_id: str, store: Store | None = None) -> PushR
     store.check_access()
     ref, manifest = runs.load_manifest(root, run_id)
     before = (store.stats.uploaded_files, store.stats.uploaded_bytes, store.stats.skipped_files)
-    dvc_files = pipeline.push_rev(root, ref.commit, runs.head_commit(root) == ref.commit)
+    dvc_files = pipeline.push_rev(project, ref.commit, runs.head_commit(root) == ref.commit)
     repaired = _check_dvc_objects(root, store, manifest)
 
     blob = srs_mod.blob_path(manifest.srs.sha256)

@@ -40,9 +40,9 @@ def _ref(root: Path, name: str, rel: Path, md5s: dict[str, str | None]) -> FileR
                    local_path=str(p.resolve()), store_key=dvc_object_key(md5) if md5 else None)
 
 
-def _stale_prove_chunks(root: Path, model: str, n: int) -> list[int]:
+def _stale_prove_chunks(project: Project, model: str, n: int) -> list[int]:
     names = [pipeline.stage_name("chunk_prove", chunk_key(model, i)) for i in range(n)]
-    with pipeline.open_repo(root) as repo:
+    with project.dvc() as repo:
         status = repo.status(targets=names)
     return [i for i, name in enumerate(names) if any(k.endswith(name) for k in status)]
 
@@ -52,15 +52,14 @@ def reproduce(project: Project, model: str, n: int, store: Store | None,
               force_stage: str | None = None) -> dict[int, float]:
     """Bring the chunked model's pipeline (``n`` chunks) up to date; returns
     {chunk: prove seconds} for the chunks proved in this call."""
-    root = project.root
     witness_targets = [pipeline.stage_name("chunk_witness", chunk_key(model, i)) for i in range(n)]
-    pipeline.repro_targets(root, witness_targets, force_stage and pipeline.stage_name(
+    pipeline.repro_targets(project, witness_targets, force_stage and pipeline.stage_name(
         force_stage, model if force_stage in CHUNK_MODEL_STAGES else chunk_key(model, 0)))
-    stale = list(range(n)) if force_stage == "chunk_prove" else _stale_prove_chunks(root, model, n)
+    stale = list(range(n)) if force_stage == "chunk_prove" else _stale_prove_chunks(project, model, n)
     times: dict[int, float] = {}
     if stale:
         times = _prove_on_ray(project, model, stale, store, ray_address, progress)
-    pipeline.repro_targets(root, [pipeline.stage_name("chunk_verify", model)])
+    pipeline.repro_targets(project, [pipeline.stage_name("chunk_verify", model)])
     return times
 
 
@@ -79,7 +78,7 @@ def _prove_on_ray(project: Project, model: str, chunks: list[int], store: Store 
         for i in chunks:
             c = lay.chunk_layout(i)
             targets += [str(c.witness), str(c.compiled), str(c.pk)]
-        pipeline.push_targets(root, targets)
+        pipeline.push_targets(project, targets)
         if store.head(srs_key(pointer.sha256)) is None:
             srs_mod.put(store, pointer)
         store_ref = StoreRef(url=store.cfg.url, endpoint=store.cfg.endpoint, region=store.cfg.region)
@@ -121,7 +120,7 @@ def _prove_on_ray(project: Project, model: str, chunks: list[int], store: Store 
             ezkl_version=ezkl_adapter.version(),
         )
         atomic_write_json(root / c.stage_record("chunk_prove"), record.model_dump(mode="json"))
-    pipeline.commit_stages(root, [pipeline.stage_name("chunk_prove", chunk_key(model, r.index))
+    pipeline.commit_stages(project, [pipeline.stage_name("chunk_prove", chunk_key(model, r.index))
                                   for r in results])
     return {r.index: r.seconds for r in results}
 

@@ -66,10 +66,13 @@ def root() -> Path:
 
 
 def project() -> Project:
-    """The project handle for this command (the project containing the working directory)."""
+    """The project handle for this command (the project containing the working directory),
+    closed when the command ends."""
     from ..project import Project
 
-    return Project.find()
+    proj = Project.find()
+    click.get_current_context().call_on_close(proj.close)
+    return proj
 
 
 def latest_run(proj: Project) -> str:
