@@ -49,7 +49,7 @@ class Monolithic:
                   progress: ProgressFn | None, force_stage: str | None) -> dict[int, float]:
         from . import pipeline
 
-        pipeline.repro(project.root, self.model, force_stage=force_stage)
+        pipeline.repro(project, self.model, force_stage=force_stage)
         return {}
 
     def stage_records(self) -> list[tuple[str, Path]]:
