@@ -129,11 +129,11 @@ def make_store(s3: S3Server, bucket: str, prefix: str = "",  # type: ignore[no-u
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run the real `zkml-dvc` console script."""
+        check: bool = False, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `zkml-dvc` console script (``stdin``: what to type, e.g. a secret)."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([ZKML, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          check=False, timeout=900)
+                          check=False, timeout=900, input=stdin)
     if check and proc.returncode != 0:
         raise AssertionError(f"zkml-dvc {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
@@ -157,7 +157,7 @@ def new_project(tmp_path: Path, name: str = "proj", model: str = "mlp",
 def connect(root: Path, s3: S3Server, bucket: str) -> None:
     """Point a project's remote `o3` at a test bucket (credentials in .dvc/config.local)."""
     cli("remote", "set", f"s3://{bucket}", "--endpoint", s3.endpoint, "--access-key-id",
-        s3.access_key_id, "--secret-access-key", s3.secret_access_key, cwd=root, check=True)
+        s3.access_key_id, cwd=root, check=True, stdin=s3.secret_access_key + "\n")
     subprocess.run(["git", "add", ".dvc"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "remote"], cwd=root, check=True)
 

@@ -67,6 +67,11 @@ def set_remote(
         if endpoint and not endpoint_local:
             remote["endpointurl"] = endpoint
         repo_conf.setdefault("remote", {})[REMOTE_NAME] = remote
+    local_path = root / ".dvc" / "config.local"
+    # mode 0600 before the first byte: DVC rewrites the file in place and keeps its mode
+    fd = os.open(local_path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(local_path, 0o600)
     with conf.edit("local") as local_conf:
         local = local_conf.setdefault("remote", {}).setdefault(REMOTE_NAME, {})
         local["configpath"] = RelPath(str(aws_config))
@@ -78,9 +83,6 @@ def set_remote(
             local["access_key_id"] = access_key_id
         if secret_access_key:
             local["secret_access_key"] = secret_access_key
-    local_path = root / ".dvc" / "config.local"
-    if local_path.exists():
-        os.chmod(local_path, 0o600)
     return dvc_url
 
 
@@ -97,6 +99,23 @@ def user_aws_config(profile: str | None = None) -> Path:
     if not path.exists() or path.read_text() != text:
         atomic_write_text(path, text)
     return path
+
+
+def tracked_secrets(root: Path) -> list[str]:
+    """Secret options that the *tracked* .dvc/config holds for any remote (they belong in
+    git-ignored .dvc/config.local)."""
+    from dvc.config import Config
+
+    try:
+        tracked = Config(dvc_dir=str(root / ".dvc"), validate=False).load_one("repo")
+    except Exception:
+        return []
+    found = []
+    for name, remote in (tracked.get("remote") or {}).items():
+        for key in ("secret_access_key", "session_token", "access_key_id"):
+            if (remote or {}).get(key):
+                found.append(f"remote.{name}.{key}")
+    return found
 
 
 def remote_config(root: Path) -> dict[str, Any] | None:

@@ -116,6 +116,15 @@ def run(
         InputError, PipelineError, ConfigError, StoreError (see errors.EXIT_CODES).
     """
     root = project.root
+    from .remote import tracked_secrets
+
+    secrets = tracked_secrets(root)
+    if secrets:
+        raise ConfigError(
+            f"the tracked .dvc/config holds {', '.join(secrets)}: committing the run would "
+            "publish it",
+            "Move it to git-ignored .dvc/config.local (`dvc remote modify --local o3 KEY VALUE`, "
+            "then `dvc remote modify --unset o3 KEY`), or use environment variables.")
     shape = project.shape(model)
     shape.check_options(chunks, link, ray_address)
     run_id = runs.validate_run_id(run_id or runs.new_run_id())

@@ -88,7 +88,15 @@ def commit_and_tag(
         ) from None
     repo.git.add("--", *paths)
     if repo.is_dirty(index=True, working_tree=False, untracked_files=False) or not repo.head.is_valid():
-        repo.git.commit("-m", message, "--no-verify")
+        try:  # the user's hooks run (secret scanners, linters): a refusal is theirs to lift
+            repo.git.commit("-m", message)
+        except git.GitCommandError as exc:
+            if repo.head.is_valid():
+                repo.git.reset("-q", "--", *paths)  # leave the index as it was
+            detail = (str(exc.stderr).strip().splitlines() or ["no detail"])[-1]
+            raise ConfigError(f"git refused the run's commit: {detail}",
+                              "A git hook said no: fix what it reports and re-run; nothing was "
+                              "tagged or pushed.") from None
     tag_message = json.dumps(tag_info, sort_keys=True)
     if signing_key is None:
         repo.create_tag(tag, message=tag_message)

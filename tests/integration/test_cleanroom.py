@@ -466,8 +466,7 @@ def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Se
     bucket = new_bucket(s3_server)
     work = copy_tree(produced.root, tmp_path / "producer-copy")
     cli("remote", "set", f"s3://{bucket}", "--endpoint", fault_proxy.endpoint, "--access-key-id",
-        s3_server.access_key_id, "--secret-access-key", s3_server.secret_access_key, cwd=work,
-        check=True)
+        s3_server.access_key_id, cwd=work, check=True, stdin=s3_server.secret_access_key + "\n")
     subprocess.run(["git", "commit", "-qam", "remote for the fault test"], cwd=work, check=True)
     env = {"ZKML_DVC_MAX_ATTEMPTS": "8"}
     before = fault_proxy.faults()

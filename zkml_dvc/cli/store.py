@@ -137,21 +137,27 @@ def remote() -> None:
 @click.option("--endpoint", help="S3 endpoint URL, e.g. https://o3-rc2.akave.xyz.")
 @click.option("--region", help="Region (default akave-network).")
 @click.option("--profile", help="AWS profile holding the credentials.")
-@click.option("--access-key-id", help="Stored in git-ignored .dvc/config.local.")
-@click.option("--secret-access-key", help="Prompted for if --access-key-id is given without it; "
-              "stored in .dvc/config.local (mode 0600).")
+@click.option("--access-key-id", help="Stored in git-ignored .dvc/config.local; the secret key "
+              "is then asked for (hidden) or read from standard input, never from the command "
+              "line.")
 def remote_set(url: str, endpoint: str | None, region: str | None, profile: str | None,
-               access_key_id: str | None, secret_access_key: str | None) -> None:
+               access_key_id: str | None) -> None:
     """Point remote `o3` at URL (s3://BUCKET/PREFIX, the store root).
 
+    With --access-key-id, the secret access key is prompted for (or read from stdin when it is
+    not a terminal), so it never appears in process listings or shell history; both go to
+    git-ignored .dvc/config.local, created with mode 0600 before anything is written to it.
+
     \b
-    Example:
+    Examples:
       zkml-dvc remote set s3://my-bucket/zkml --endpoint https://o3-rc2.akave.xyz
+      pass show o3/secret | zkml-dvc remote set s3://my-bucket/zkml --access-key-id AKID...
     """
     from ..remote import set_remote
 
-    if access_key_id and not secret_access_key:
-        secret_access_key = click.prompt("Secret access key", hide_input=True)
+    secret_access_key = None
+    if access_key_id:
+        secret_access_key = click.prompt("Secret access key", hide_input=True, err=True)
     dvc_url = set_remote(root(), url, endpoint, region, profile, access_key_id, secret_access_key)
     click.echo(f"remote o3 -> {dvc_url}")
 
