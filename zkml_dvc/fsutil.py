@@ -104,6 +104,9 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         raise InputError(
             f"{what} {p} is not valid JSON ({exc})", f"Fix or regenerate {p}."
         ) from None
+    except RecursionError:  # untrusted files may nest without end
+        raise InputError(f"{what} {p} is nested too deeply to read",
+                         "It is not a file zkml-dvc or ezkl wrote; do not trust it.") from None
 
 
 def confined(root: Path, relative: str) -> Path:
@@ -124,5 +127,6 @@ def confined(root: Path, relative: str) -> Path:
         )
     resolved = (root / relative).resolve()
     if not resolved.is_relative_to(root.resolve()):
-        raise InputError(f"refusing path {relative!r}: it resolves outside {root}", "")
+        raise InputError(f"refusing path {relative!r}: it resolves outside {root}",
+                         "A symlink on that path leads out of the directory; remove it.")
     return resolved

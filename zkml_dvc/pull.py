@@ -9,7 +9,7 @@ from typing import Literal
 from . import pipeline, runs
 from . import srs as srs_mod
 from .errors import ConfigError, HashMismatchError
-from .fsutil import sha256_file
+from .fsutil import confined, sha256_file
 from .layout import run_index_prefix
 from .manifest import Manifest
 from .project import Project
@@ -71,7 +71,8 @@ def pull(project: Project, run_id: str, target: PullTarget = "verify") -> PullRe
         prefix = run_index_prefix(manifest.project, run_id)
         for name, path in shape.kit_paths(manifest).items():
             entry = manifest.artifact(path)
-            store.get_file(f"{prefix}/{name}", project.root / path, entry.sha256)
+            # confined: a symlinked directory in the workspace must not carry the write elsewhere
+            store.get_file(f"{prefix}/{name}", confined(project.root, str(path)), entry.sha256)
             restored.append(str(path))
     else:
         wanted = shape.prove_targets(manifest) if target == "prove" else \

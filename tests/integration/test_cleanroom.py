@@ -145,6 +145,22 @@ def test_pull_for_verify_restores_exactly_the_kit(produced: Produced, s3_server:
         assert not (repo / p).exists()
 
 
+def test_pull_never_writes_through_a_symlink_out_of_the_workspace(produced: Produced,
+                                                                 s3_server: S3Server,
+                                                                 tmp_path: Path):
+    env = machine_env(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (repo / LAY.proof.parent).mkdir(parents=True, exist_ok=True)
+    (repo / LAY.proof.parent).rmdir()
+    (repo / LAY.proof.parent).symlink_to(outside, target_is_directory=True)
+    res = cli("pull", "r1", "--for", "verify", cwd=repo, env=env)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "resolves outside" in res.stderr and "Traceback" not in res.stderr
+    assert list(outside.iterdir()) == []
+
+
 # ---- resume ------------------------------------------------------------------------------------
 def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_server: S3Server,
                                                          tmp_path: Path):

@@ -57,3 +57,22 @@ def test_bucket_and_url_ok():
 def test_unsafe_keys(key):
     with pytest.raises(errors.InputError, match="characters O3"):
         check_key(key)
+
+
+def test_deeply_nested_json_is_an_input_error(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(errors.InputError, match="nested too deeply"):
+        from zkml_dvc.fsutil import read_json
+
+        read_json(deep, "settings")
+
+
+def test_confined_refuses_a_symlink_out_of_the_root(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "proofs").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(errors.InputError, match="resolves outside"):
+        confined(root, "proofs/proof.json")
+    assert confined(root, "keys/vk.key") == (root / "keys" / "vk.key").resolve()
