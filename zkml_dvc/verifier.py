@@ -109,8 +109,9 @@ def check_version(manifest: Manifest, settings: Path | None = None) -> None:
 def _authenticated_manifest(
     project: Project | None, store: Store, project_id: str | None, run_id: str, opts: Options,
 ) -> tuple[Manifest, str, Literal["clone", "store-only"], ClaimReport]:
-    """The manifest, its sha256, the mode, and how it was authenticated (a ``failed`` claim:
-    not authenticated; the caller stops there)."""
+    """The manifest, its sha256, the mode, and the claim saying how it was authenticated.
+    Raises UnauthenticatedError when nothing the verifier holds authenticates it, IntegrityError
+    when it fails its pinned hash."""
     if project is not None:
         ref, manifest = runs.load_manifest(project.root, run_id, project_id)
         git_sha = sha256_bytes(runs.read_at(project.root, ref.commit, ref.manifest_path))

@@ -85,8 +85,9 @@ def _materialize(ref: FileRef, store: StoreRef | None, scratch: Path) -> tuple[P
 
 def prove_task(task: ProveTask) -> ProveResult:
     """Run on a Ray worker: obtain the inputs (checked by sha256), prove, return the proof."""
-    os.environ.setdefault(
-        "EZKL_REPO_PATH", str(Path(tempfile.gettempdir()) / f"zkml-dvc-ezkl-worker-{os.getpid()}"))
+    if not os.environ.get("EZKL_REPO_PATH"):
+        # one private (0700, unpredictable) ezkl directory per worker process
+        os.environ["EZKL_REPO_PATH"] = tempfile.mkdtemp(prefix="zkml-dvc-ezkl-worker-")
     from .. import ezkl_adapter
 
     with tempfile.TemporaryDirectory(prefix=f"zkml-chunk{task.index}-") as td:
