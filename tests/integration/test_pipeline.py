@@ -11,6 +11,7 @@ from tests.conftest import MODELS, cli, new_project
 from zkml_dvc import pipeline
 from zkml_dvc.fsutil import sha256_file
 from zkml_dvc.layout import STAGES, ModelLayout
+from zkml_dvc.project import Project
 from zkml_dvc.runs import load_manifest
 
 pytestmark = pytest.mark.slow
@@ -43,7 +44,8 @@ def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     # dvc.lock and the manifest are committed at the tag; the worktree is clean
     assert "dvc.lock" in git(project, "show", "--name-only", "runs/testproj/r1")
     assert git(project, "status", "--porcelain") == ""
-    assert pipeline.status_clean(project, "mlp")
+    with Project(project) as handle:
+        assert pipeline.status_clean(handle, "mlp")
 
     dvc = subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True)
     assert dvc.returncode == 0 and "Running stage" not in dvc.stdout + dvc.stderr
