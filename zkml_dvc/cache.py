@@ -39,6 +39,27 @@ def verified_blob(sha256: str) -> Path | None:
     return None
 
 
+STALE_AFTER_S = 24 * 3600  # a download that old is not still running: it was killed
+
+
+def sweep_incomplete(now: float | None = None) -> list[Path]:
+    """Remove ``*.incomplete`` temp files (downloads killed mid-way) older than a day from the
+    blob cache; called before each write into it. Returns what was removed."""
+    import time
+
+    blobs = env.cache_dir() / "blobs"
+    cutoff = (now if now is not None else time.time()) - STALE_AFTER_S
+    removed = []
+    for tmp in blobs.glob(".*.incomplete") if blobs.is_dir() else []:
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue  # another process finished or removed it
+    return removed
+
+
 def link_into(src: Path, dest: Path) -> None:
     """Place a cache blob at ``dest``: a hard link (no copy) where possible.
 

@@ -38,6 +38,10 @@ class LocalStore:
     endpoint: str
     bucket: str
     ports: dict[str, int]
+    # Which process the PID named when the store started (start time in clock ticks since boot,
+    # and executable): after PID reuse, another process never passes for the store.
+    start_time: str = ""
+    exe: str = ""
 
     @property
     def url(self) -> str:
@@ -72,17 +76,27 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _alive(pid: int) -> bool:
+def _identity(pid: int) -> tuple[str, str] | None:
+    """(start time, executable) of a live, non-zombie process; None if there is none."""
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
+        fields = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[-1].split()
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except (ProcessLookupError, PermissionError, FileNotFoundError, OSError):
+        return None
+    if fields[0] == "Z":  # a zombie child counts as dead
+        return None
+    return fields[19], exe  # field 22 of /proc/PID/stat: start time
+
+
+def _alive(st: LocalStore) -> bool:
+    """Is the store's own process still running (not another one that got its PID)?"""
+    found = _identity(st.pid)
+    if found is None:
         return False
-    # A zombie child counts as dead.
-    with contextlib.suppress(FileNotFoundError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.split(") ", 1)[-1].startswith("Z"):
-            return False
-    return True
+    if st.start_time or st.exe:
+        return found == (st.start_time, st.exe)
+    return True  # a state file from before identities were recorded
 
 
 def credentials(state_dir: Path) -> dict[str, str]:
@@ -100,7 +114,7 @@ def status(state_dir: Path) -> LocalStore | None:
         return None
     data = read_json(path, "local store state")
     st = LocalStore(**data)
-    return st if _alive(st.pid) else None
+    return st if _alive(st) else None
 
 
 def _client(st: LocalStore, creds: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -120,8 +134,11 @@ def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
     if current is not None:
         _client(current, creds).create_bucket()
         return current
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "data").mkdir(exist_ok=True)
+    # private: the data, the credentials and weed's own logs (SeaweedFS's internal ports have no
+    # authentication of their own; they listen on loopback only)
+    for d in (state_dir, state_dir / "data", state_dir / "tmp"):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d.chmod(0o700)
     identities = {"identities": [{
         "name": "zkml-dvc",
         "credentials": [{"accessKey": creds["access_key_id"], "secretKey": creds["secret_access_key"]}],
@@ -146,10 +163,12 @@ def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
     ]
     log = open(state_dir / "weed.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(state_dir / "tmp")})  # weed's logs
     log.close()
+    start_time, exe = _identity(proc.pid) or ("", "")
     st = LocalStore(state_dir=str(state_dir), pid=proc.pid, endpoint=f"http://127.0.0.1:{ports['s3']}",
-                    bucket=bucket, ports=ports)
+                    bucket=bucket, ports=ports, start_time=start_time, exe=exe)
     atomic_write_json(state_dir / "state.json", asdict(st))
     deadline = time.monotonic() + START_TIMEOUT_S
     client = _client(st, creds)
@@ -171,27 +190,42 @@ def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
 
 
 def down(state_dir: Path) -> bool:
-    """Stop the store by PID: SIGTERM, then SIGKILL after a timeout. True if one was running."""
+    """Stop the store: SIGTERM to its process group, then SIGKILL after a timeout, only if the
+    PID still names the process the store started (start time and executable recorded). Removes
+    the unix sockets SeaweedFS leaves in /tmp for its ports. True if one was running."""
     path = state_dir / "state.json"
     if not path.exists():
         return False
     st = LocalStore(**read_json(path, "local store state"))
-    was_running = _alive(st.pid)
+    was_running = _alive(st)
     if was_running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(st.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and _alive(st.pid):
+        while time.monotonic() < deadline and _alive(st):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(st.pid, os.WNOHANG)
             time.sleep(0.1)
-        if _alive(st.pid):
+        if _alive(st):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(st.pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(st.pid, 0)
+        _remove_sockets(st)
     path.unlink(missing_ok=True)
     return was_running
+
+
+def _remove_sockets(st: LocalStore) -> None:
+    """SeaweedFS writes /tmp/seaweedfs-<service>-<port>.sock whatever TMPDIR says: remove the
+    ones of this store's ports (only sockets, only those names)."""
+    import stat as stat_mod
+
+    for port in st.ports.values():
+        for sock in Path("/tmp").glob(f"seaweedfs-*-{int(port)}.sock"):
+            with contextlib.suppress(OSError):
+                if stat_mod.S_ISSOCK(sock.lstat().st_mode):
+                    sock.unlink()
 
 
 def env_exports(state_dir: Path) -> dict[str, str]:

@@ -376,6 +376,8 @@ class Store:
             raise IntegrityError(f"integrity check failed for {rel}: the store holds {size} bytes, "
                                  f"more than the {max_size} its manifest records")
         target = cache.blob_path(want) if use_cache else dest
+        if use_cache:
+            cache.sweep_incomplete()
         advance, done = _progress(size, f"download {Path(rel).name}")
 
         try:
@@ -420,7 +422,13 @@ class Store:
         raise AssertionError("unreachable")
 
     def _read_all(self, rel: str) -> bytes:
-        return self._get_body(rel, lambda body: bytes(body.read()))
+        """A small object's body, never more than MAX_SMALL_OBJECT bytes whatever the server
+        sends (its HeadObject answer is no promise about the GetObject that follows)."""
+        data = self._get_body(rel, lambda body: bytes(body.read(MAX_SMALL_OBJECT + 1)))
+        if len(data) > MAX_SMALL_OBJECT:
+            raise IntegrityError(f"{rel} in the store is larger than {MAX_SMALL_OBJECT} bytes",
+                                 "A manifest or index file is never that large; do not trust it.")
+        return data
 
     def _stream_to(self, tmp: Path, rel: str, advance: Callable[[int], None] | None) -> str:
         """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory);

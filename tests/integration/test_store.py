@@ -109,7 +109,36 @@ def test_local_store_lifecycle_and_env(tmp_path):
         assert cli("store", "status", "--dir", str(state)).returncode == 0
         v = Store(StoreConfig(url=st.url, endpoint=st.endpoint, **localstore.credentials(state)))
         assert v.client.get_bucket_versioning(Bucket=st.bucket)["Status"] == "Enabled"
+        # private state, and weed's own logs inside it rather than in /tmp
+        for d in (state, state / "data", state / "tmp"):
+            assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+        assert st.start_time and st.exe.endswith("weed")
     finally:
         assert localstore.down(state)
     assert localstore.status(state) is None
     assert cli("store", "status", "--dir", str(state)).returncode == 1
+    # the unix sockets SeaweedFS put in /tmp for this store's ports are gone
+    assert not [p for port in st.ports.values() for p in Path("/tmp").glob(f"seaweedfs-*-{port}.sock")]
+
+
+def test_a_reused_pid_is_never_signalled(tmp_path):
+    """The state names a PID that now belongs to another process: status says not running and
+    down signals nothing."""
+    import json
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        state = tmp_path / "store"
+        state.mkdir()
+        (state / "state.json").write_text(json.dumps({
+            "state_dir": str(state), "pid": other.pid, "endpoint": "http://127.0.0.1:9",
+            "bucket": "zkml-dvc", "ports": {}, "start_time": "1", "exe": "/usr/bin/weed"}))
+        assert localstore.status(state) is None
+        assert cli("store", "status", "--dir", str(state)).returncode == 1
+        assert localstore.down(state) is False
+        time.sleep(0.2)
+        assert other.poll() is None, "the other process was signalled"
+    finally:
+        other.kill()
+        other.wait()

@@ -76,3 +76,22 @@ def test_confined_refuses_a_symlink_out_of_the_root(tmp_path):
     with pytest.raises(errors.InputError, match="resolves outside"):
         confined(root, "proofs/proof.json")
     assert confined(root, "keys/vk.key") == (root / "keys" / "vk.key").resolve()
+
+
+def test_stale_incomplete_downloads_are_swept_from_the_cache(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from zkml_dvc import cache
+
+    monkeypatch.setenv("ZKML_DVC_CACHE_DIR", str(tmp_path))
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    old, fresh, blob = blobs / ".aa.x1.incomplete", blobs / ".bb.x2.incomplete", blobs / ("c" * 64)
+    for p in (old, fresh, blob):
+        p.write_bytes(b"x")
+    day_ago = time.time() - cache.STALE_AFTER_S - 60
+    os.utime(old, (day_ago, day_ago))
+    os.utime(blob, (day_ago, day_ago))
+    assert cache.sweep_incomplete() == [old]
+    assert not old.exists() and fresh.exists() and blob.exists()
