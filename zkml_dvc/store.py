@@ -35,6 +35,7 @@ from .errors import (
     StoreError,
 )
 from .fsutil import atomic_path, sha256_bytes, sha256_file
+from .progress import transfer_bar
 
 T = TypeVar("T")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -94,21 +95,6 @@ class TransferStats:
     downloaded_files: int = 0
     downloaded_bytes: int = 0
     cache_hits: int = 0
-
-
-def _progress(total: int, label: str) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
-    """A rich progress bar for transfers over 8 MB on a TTY, unless ZKML_DVC_NO_PROGRESS."""
-    import sys
-
-    if total < 8 * 1024 * 1024 or env.flag(env.NO_PROGRESS) or not sys.stderr.isatty():
-        return None, lambda: None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), transient=True)
-    task = bar.add_task(label, total=total)
-    bar.start()
-    return (lambda n: bar.advance(task, n)), bar.stop
 
 
 class Store:
@@ -297,7 +283,7 @@ class Store:
             self.stats.skipped_files += 1
             return False
         size = path.stat().st_size
-        advance, done = _progress(size, f"upload {Path(rel).name}")
+        advance, done = transfer_bar(size, f"upload {Path(rel).name}")
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -378,7 +364,7 @@ class Store:
         target = cache.blob_path(want) if use_cache else dest
         if use_cache:
             cache.sweep_incomplete()
-        advance, done = _progress(size, f"download {Path(rel).name}")
+        advance, done = transfer_bar(size, f"download {Path(rel).name}")
 
         try:
             with atomic_path(target) as tmp:
