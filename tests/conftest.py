@@ -215,3 +215,18 @@ def machine_env(tmp_path: Path, s3: S3Server, name: str = "machine") -> dict[str
     home = tmp_path / f"{name}-home"
     home.mkdir()
     return {"HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"), **s3.env()}
+
+
+def ssh_key(directory: Path, name: str) -> Path:
+    """A new unencrypted ed25519 key pair (real ssh-keygen); returns the private key's path."""
+    key = directory / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
+                   check=True)
+    return key
+
+
+def allowed_signers(path: Path, principal: str, key: Path) -> Path:
+    """An OpenSSH allowed-signers file listing ``key`` for ``principal``."""
+    kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+    path.write_text(f"{principal} {kind} {blob}\n")
+    return path

@@ -4,14 +4,23 @@ store against copies of its bucket (never the original)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import S3Server, cli, connect, copy_bucket, new_bucket, new_project, producer_env
+from tests.conftest import (
+    S3Server,
+    allowed_signers,
+    cli,
+    connect,
+    copy_bucket,
+    new_bucket,
+    new_project,
+    producer_env,
+    ssh_key,
+)
 from zkml_dvc.fsutil import sha256_bytes
 from zkml_dvc.layout import run_index_prefix
 
@@ -23,19 +32,6 @@ class Victim:
     key: Path  # the producer's SSH signing key
     allowed_signers: Path  # lists the producer's key
     prefix: str = run_index_prefix("testproj", "r1")
-
-
-def ssh_key(directory: Path, name: str) -> Path:
-    key = directory / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
-                   check=True)
-    return key
-
-
-def allowed_signers(path: Path, principal: str, key: Path) -> Path:
-    path.write_text(f"{principal} {key.with_suffix('.pub').read_text().split(' ', 2)[0]} "
-                    f"{key.with_suffix('.pub').read_text().split(' ', 2)[1]}\n")
-    return path
 
 
 @pytest.fixture(scope="package")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.conftest import Forgery, Victim, allowed_signers, ssh_key
-from tests.conftest import VERIFY, S3Server, cli, clone, machine_env
+from tests.adversarial.conftest import Forgery, Victim
+from tests.conftest import VERIFY, S3Server, allowed_signers, cli, clone, machine_env, ssh_key
 
 pytestmark = pytest.mark.slow
 INPUT = "models/mlp/input.json"

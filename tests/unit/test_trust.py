@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import allowed_signers, ssh_key
 from zkml_dvc import trust
 from zkml_dvc.errors import ConfigError, UnauthenticatedError
 
@@ -33,22 +34,9 @@ def test_only_the_pinned_hash_for_that_logrows_is_public() -> None:
     assert not trust.srs_is_public(99, table[15])
 
 
-def _key(tmp: Path, name: str) -> Path:
-    key = tmp / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)],
-                   check=True)
-    return key
-
-
-def _allowed(path: Path, principal: str, key: Path) -> Path:
-    kind, blob = key.with_suffix(".pub").read_text().split()[:2]
-    path.write_text(f"{principal} {kind} {blob}\n")
-    return path
-
-
 def test_a_signature_verifies_for_its_key_only(tmp_path: Path) -> None:
-    alice, mallory = _key(tmp_path, "alice"), _key(tmp_path, "mallory")
-    allowed = _allowed(tmp_path / "allowed", "alice@example.org", alice)
+    alice, mallory = ssh_key(tmp_path, "alice"), ssh_key(tmp_path, "mallory")
+    allowed = allowed_signers(tmp_path / "allowed", "alice@example.org", alice)
     data = b'{"run_id": "r1"}\n'
     sig = trust.sign(data, alice)
     assert trust.verify_signature(data, sig, allowed, "the manifest") == "alice@example.org"
@@ -61,7 +49,7 @@ def test_a_signature_verifies_for_its_key_only(tmp_path: Path) -> None:
 
 
 def test_the_signing_key_comes_from_the_flag_or_git(tmp_path: Path) -> None:
-    key = _key(tmp_path, "k")
+    key = ssh_key(tmp_path, "k")
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     assert trust.signing_key_of(repo, key.with_suffix(".pub")) == key  # a .pub names its key
