@@ -97,7 +97,18 @@ class FsspecBackend:
         self.fs.makedirs(self.root, exist_ok=True)
 
     def _p(self, key: str) -> str:
+        """The backend path of ``key``; names from a manifest are untrusted, so a key may not
+        leave the root (no absolute paths, no empty, ``.`` or ``..`` segments)."""
+        parts = key.split("/")
+        if not key or key.startswith(("/", "\\")) or any(p in ("", ".", "..") for p in parts):
+            raise InputError(f"refusing artifact key {key!r}: it would leave {self.root}",
+                             "The artifact manifest is malformed; do not trust it.")
         return f"{self.root}/{key}"
+
+    def _tmp(self, target: str) -> str:
+        import secrets
+
+        return f"{target}.{secrets.token_hex(8)}.incomplete"  # unique: concurrent writers
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._p(key)))
@@ -107,7 +118,7 @@ class FsspecBackend:
             return False
         target = self._p(key)
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        tmp = f"{target}.{sha256[:8]}.incomplete"
+        tmp = self._tmp(target)
         self.fs.put_file(str(path), tmp)  # streamed by fsspec
         self.fs.mv(tmp, target)
         return True
@@ -125,7 +136,9 @@ class FsspecBackend:
     def put_bytes(self, data: bytes, key: str) -> bool:
         target = self._p(key)
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.pipe_file(target, data)
+        tmp = self._tmp(target)  # written whole under a temp name, then renamed into place
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, target)
         return True
 
     def get_bytes(self, key: str, sha256: str | None = None) -> bytes:
@@ -137,7 +150,7 @@ class FsspecBackend:
         return data
 
     def list(self, prefix: str) -> list[str]:
-        base = self._p(prefix).rstrip("/")
+        base = self._p(prefix.rstrip("/"))
         if not self.fs.exists(base):
             return []
         n = len(self.root) + 1

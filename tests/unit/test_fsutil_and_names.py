@@ -95,3 +95,22 @@ def test_stale_incomplete_downloads_are_swept_from_the_cache(tmp_path, monkeypat
     os.utime(blob, (day_ago, day_ago))
     assert cache.sweep_incomplete() == [old]
     assert not old.exists() and fresh.exists() and blob.exists()
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/../../b", "/etc/passwd", "a//b", "./a", ""])
+def test_fsspec_artifact_keys_never_leave_the_root(tmp_path, key):
+    from zkml_dvc.artifacts import FsspecBackend
+
+    backend = FsspecBackend(str(tmp_path / "store"))
+    with pytest.raises(errors.InputError, match="refusing artifact key"):
+        backend.put_bytes(b"x", key)
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "b").exists()
+
+
+def test_fsspec_writes_are_whole_or_absent(tmp_path):
+    from zkml_dvc.artifacts import FsspecBackend
+
+    backend = FsspecBackend(str(tmp_path / "store"))
+    backend.put_bytes(b"manifest", "art/v1/manifest.json")
+    assert backend.get_bytes("art/v1/manifest.json") == b"manifest"
+    assert [p.name for p in (tmp_path / "store" / "art" / "v1").iterdir()] == ["manifest.json"]
