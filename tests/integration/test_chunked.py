@@ -183,9 +183,19 @@ def _store_verify(chunked: Chunked, s3: S3Server, tmp_path: Path, bucket: str, r
 
 
 @pytest.fixture(scope="module")
-def other_input_run(chunked: Chunked, s3_server: S3Server) -> str:
+def other_input_run(chunked: Chunked, s3_server: S3Server,
+                    tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> str:
     """mlp2 on another input (keys reused), proved on a `ray start` cluster whose workers get the
     store's address and their own credentials from their environment, not from the driver."""
+    # a module fixture runs outside the per-test isolation: the producer's own HOME and identity
+    mp = producer_env(tmp_path_factory.mktemp("other-input"), shared_cache)
+    try:
+        return _other_input_run(chunked, s3_server)
+    finally:
+        mp.undo()
+
+
+def _other_input_run(chunked: Chunked, s3_server: S3Server) -> str:
     root = chunked.root
     data = json.loads((root / "models/mlp/input.json").read_text())
     data["input_data"][0][0] += 0.25
