@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from . import env
-from .errors import HashMismatchError, InputError, NotFoundError
+from .errors import HashMismatchError, InputError, IntegrityError, NotFoundError
 from .fsutil import atomic_path, sha256_bytes, sha256_file
 
 A = TypeVar("A", bound="Artifact")
@@ -303,6 +303,13 @@ def parse_ref(ref: str) -> tuple[str, str, str | None]:
     return m.group("base"), m.group("name"), m.group("version")
 
 
+class LatestPointer(BaseModel):
+    """``artifacts/<name>/latest.json``: which version is the latest, and its manifest's sha256."""
+
+    version: str
+    manifest_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 def _versions(backend: Backend, name: str) -> list[str]:
     prefix = f"artifacts/{name}/versions"
     return sorted({k.split("/")[3] for k in backend.list(prefix)
@@ -344,8 +351,19 @@ def push(artifact: Artifact, ref: str, endpoint: str | None = None) -> str:
         created=datetime.now(UTC), metadata=artifact.metadata(), files=entries,
         zkml_dvc_version=pkg_version("zkml-dvc"), ezkl_version=pkg_version("ezkl"),
     )
-    backend.put_bytes(manifest.model_dump_json(indent=2).encode(),
-                      f"artifacts/{name}/versions/{new_version}/manifest.json")
+    body = manifest.model_dump_json(indent=2).encode()
+    key = f"artifacts/{name}/versions/{new_version}/manifest.json"
+    # Write once: O3 has no conditional writes, so check before and verify after.
+    if backend.exists(key):
+        raise InputError(f"version {name}:{new_version} already exists at {base}",
+                         "Push again: versions are never overwritten.")
+    backend.put_bytes(body, key)
+    sha = sha256_bytes(body)
+    backend.get_bytes(key, sha)  # raises if someone else's bytes landed under our version
+    # `latest` is a pointer written after the version and checked on read: a version that merely
+    # sorts higher cannot take its place.
+    backend.put_bytes(LatestPointer(version=new_version, manifest_sha256=sha).model_dump_json()
+                      .encode(), f"artifacts/{name}/latest.json")
     return new_version
 
 
@@ -356,25 +374,46 @@ def _existing_object(backend: Backend, sha: str, hint: str | None) -> str | None
     return None
 
 
+def _latest(backend: Backend, name: str, versions: list[str]) -> tuple[str, str | None]:
+    """The version ``latest`` points to, with the manifest sha256 it pins (stores written
+    before the pointer existed: the newest version, unpinned)."""
+    key = f"artifacts/{name}/latest.json"
+    if not backend.exists(key):
+        return versions[-1], None
+    try:
+        pointer = LatestPointer.model_validate_json(backend.get_bytes(key))
+    except ValidationError:
+        raise IntegrityError(f"the latest pointer of artifact {name!r} is malformed",
+                             "Pull a version by its id.") from None
+    return pointer.version, pointer.manifest_sha256
+
+
 def pull(cls: type[A], ref: str, fields: typing.Iterable[str] | None = None,
-         dest: Path | None = None, endpoint: str | None = None) -> A:
+         dest: Path | None = None, endpoint: str | None = None, sha256: str | None = None) -> A:
     """Pull version ``ref`` (``name``, ``name:latest`` or ``name:<version>``) into ``cls``.
 
     Only ``fields`` are downloaded when given (the other file fields are None). Files land in
     ``dest`` (default: the user cache) under their bundle paths; each is checked by sha256.
-    Raises ArtifactNotFoundError, ArtifactTypeError, IntegrityError, or InputError when the stored
-    metadata does not validate against ``cls``.
+    ``latest`` follows the pointer the last push wrote (checked against the manifest it pins);
+    ``sha256`` pins the version's manifest itself. Raises ArtifactNotFoundError,
+    ArtifactTypeError, IntegrityError, or InputError when the stored metadata does not validate
+    against ``cls``.
     """
     base, name, version = parse_ref(ref)
     backend = backend_for(base, endpoint)
     versions = _versions(backend, name)
     if not versions:
         raise ArtifactNotFoundError(f"no artifact {name!r} at {base}", "Push one first.")
-    chosen = versions[-1] if version in (None, "latest") else version
+    pinned = sha256
+    if version in (None, "latest"):
+        chosen, latest_sha = _latest(backend, name, versions)
+        pinned = pinned or latest_sha
+    else:
+        chosen = version
     if chosen not in versions:
         raise ArtifactNotFoundError(f"artifact {name!r} has no version {chosen!r}",
                                     f"Known versions: {', '.join(versions[-5:])}.")
-    raw = backend.get_bytes(f"artifacts/{name}/versions/{chosen}/manifest.json")
+    raw = backend.get_bytes(f"artifacts/{name}/versions/{chosen}/manifest.json", pinned)
     try:
         manifest = ArtifactManifest.model_validate_json(raw)
     except ValidationError as exc:

@@ -86,7 +86,8 @@ def test_partial_pull_downloads_only_the_fields_asked(base: str, tmp_path: Path,
     assert got.main.exists() and got.shards is None
     assert not (tmp_path / "out" / "shards").exists()
     if base.startswith("s3://"):
-        assert s3.guard.log.operations["GetObject"] == 2  # the manifest and one blob
+        # the latest pointer, the manifest and one blob
+        assert s3.guard.log.operations["GetObject"] == 3
 
 
 def test_versions_are_immutable_and_latest_is_newest(base: str, tmp_path: Path):
@@ -102,6 +103,37 @@ def test_versions_are_immutable_and_latest_is_newest(base: str, tmp_path: Path):
         pull(Bundle, f"{base}/bundle:20000101-000000-000000")
     with pytest.raises(ArtifactNotFoundError, match="no artifact"):
         pull(Bundle, f"{base}/nothing")
+
+
+def test_latest_is_a_checked_pointer_and_versions_are_write_once(base: str, tmp_path: Path,
+                                                                  monkeypatch):
+    """A version that merely sorts higher cannot become `latest`; a pinned manifest is checked;
+    a version id that exists is never written over (issue 14, item 5)."""
+    from zkml_dvc import artifacts
+    from zkml_dvc.fsutil import sha256_bytes
+
+    b = _bundle(tmp_path)
+    v1 = push(b, f"{base}/bundle")
+    backend = artifacts.backend_for(base)
+    genuine = backend.get_bytes(f"artifacts/bundle/versions/{v1}/manifest.json")
+    forged = json.loads(genuine)
+    forged.update(version="99991231-235959999-ffffff", metadata={**forged["metadata"], "note": "evil"})
+    backend.put_bytes(json.dumps(forged).encode(),
+                      "artifacts/bundle/versions/99991231-235959999-ffffff/manifest.json")
+    assert pull(Bundle, f"{base}/bundle", fields=[]).note == "first"  # the pointer, not the sort
+    assert pull(Bundle, f"{base}/bundle", fields=[], sha256=sha256_bytes(genuine)).note == "first"
+    with pytest.raises(errors.IntegrityError):
+        pull(Bundle, f"{base}/bundle:{v1}", fields=[], sha256="0" * 64)
+    # the version the pointer names, edited in place: the pointer's hash refuses it
+    backend.put_bytes(genuine.replace(b'"first"', b'"edited"'),
+                      f"artifacts/bundle/versions/{v1}/manifest.json")
+    with pytest.raises(errors.IntegrityError):
+        pull(Bundle, f"{base}/bundle", fields=[])
+    # a version id that already exists (a concurrent writer got there first) is not overwritten
+    monkeypatch.setattr(artifacts, "_versions", lambda *_: [])
+    monkeypatch.setattr("zkml_dvc.runs.new_run_id", lambda: v1)
+    with pytest.raises(errors.InputError, match="already exists"):
+        push(b, f"{base}/bundle")
 
 
 def test_wrong_class_and_bad_metadata(base: str, tmp_path: Path):
@@ -120,8 +152,8 @@ def test_same_content_is_stored_once(s3_server: S3Server, bucket: str, tmp_path:
     push(b, f"s3://{bucket}/team/bundle")
     s3_server.guard.log.reset()
     push(b.model_copy(update={"note": "again"}), f"s3://{bucket}/team/bundle")
-    assert s3_server.guard.log.put_keys == [
-        k for k in s3_server.guard.log.put_keys if k.endswith("manifest.json")]
+    assert s3_server.guard.log.put_keys == [  # the new version and the latest pointer only
+        k for k in s3_server.guard.log.put_keys if k.endswith(("manifest.json", "latest.json"))]
 
 
 def test_tampered_blob_is_refused(s3_server: S3Server, bucket: str, tmp_path: Path, monkeypatch):
