@@ -410,11 +410,20 @@ class Store:
     def _read_all(self, rel: str) -> bytes:
         """A small object's body, never more than MAX_SMALL_OBJECT bytes whatever the server
         sends (its HeadObject answer is no promise about the GetObject that follows)."""
-        data = self._get_body(rel, lambda body: bytes(body.read(MAX_SMALL_OBJECT + 1)))
-        if len(data) > MAX_SMALL_OBJECT:
-            raise IntegrityError(f"{rel} in the store is larger than {MAX_SMALL_OBJECT} bytes",
-                                 "A manifest or index file is never that large; do not trust it.")
-        return data
+        def consume(body: Any) -> bytes:
+            # in chunks until the end: botocore checks the length only when a read comes back
+            # empty, which is what turns a truncated body into a retry
+            parts, total = [], 0
+            while chunk := body.read(DOWNLOAD_CHUNK):
+                total += len(chunk)
+                if total > MAX_SMALL_OBJECT:
+                    raise IntegrityError(
+                        f"{rel} in the store is larger than {MAX_SMALL_OBJECT} bytes",
+                        "A manifest or index file is never that large; do not trust it.")
+                parts.append(chunk)
+            return b"".join(parts)
+
+        return self._get_body(rel, consume)
 
     def _stream_to(self, tmp: Path, rel: str, advance: Callable[[int], None] | None) -> str:
         """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory);
