@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -75,3 +76,4 @@ class FaultProxy:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError, PipelineError, ZkmlError
 
@@ -106,51 +107,132 @@ def prove_task(task: ProveTask) -> ProveResult:
                            fetched=fetched)
 
 
+# Environment of a local Ray instance, set while it runs and restored after. Ray reads these in the
+# driver when it is imported and passes them to every process it starts:
+# - RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes the node address the loopback one, and Ray's servers
+#   (GCS, raylet, workers, object manager, agents) then listen on 127.0.0.1 only;
+# - RAY_AUTH_MODE=token with a fresh random RAY_AUTH_TOKEN: every RPC must carry the token (Ray >= 2.52).
+# Ray deserialises task results with cloudpickle: whoever can reach its ports can run code.
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+@contextmanager
+def local_ray(num_cpus: int) -> Iterator[None]:
+    """Start a private Ray instance for this process: loopback only, token-authenticated, no
+    dashboard; stopped and the environment restored on exit."""
+    import secrets
+    import shutil
+
+    # Ray's session files and sockets, and (through TMPDIR, which its processes inherit) every
+    # worker's scratch: under one private (0700) directory, removed with the instance. Created
+    # first, so this process's own tempfile location is settled before TMPDIR changes. Unix
+    # socket paths are limited to 107 bytes: a long TMPDIR falls back to /tmp.
+    base = tempfile.gettempdir()
+    scratch = tempfile.mkdtemp(prefix="zkml-ray-", dir=base if len(base) <= 40 else "/tmp")
+    saved = {k: os.environ.get(k) for k in (_LOOPBACK_ENV, *_AUTH_ENV, "TMPDIR")}
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    os.environ.update({_LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token",
+                       "RAY_AUTH_TOKEN": secrets.token_hex(32), "TMPDIR": scratch})
+    try:
+        import ray
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER:
+            # Ray was imported before the variable was set (by the caller's own code).
+            raise ConfigError("cannot start a loopback-only Ray instance: Ray was imported before "
+                              "zkml-dvc configured it",
+                              "Set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray, or "
+                              "pass --ray-address to use a cluster you run.")
+        try:
+            # address="local" always starts a new instance (a bare ray.init() would join a
+            # cluster that `ray start` left running on this machine).
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                     logging_level=logging.ERROR, log_to_driver=False,
+                     _temp_dir=os.path.join(scratch, "ray"))  # Ray makes its own dir 0777
+        except Exception as exc:  # ray raises ConnectionError, RuntimeError, ValueError...
+            raise ConfigError(f"cannot start a local Ray instance: {str(exc).splitlines()[0]}",
+                              "Check that no other Ray instance holds this machine's resources, "
+                              "or pass --ray-address.") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _unauthenticated_warning(ray_address: str) -> str | None:
+    if os.environ.get("RAY_AUTH_MODE", "disabled") == "token":
+        return None
+    return (f"joining Ray at {ray_address} without token authentication (RAY_AUTH_MODE is not "
+            "'token'): anyone who reaches the cluster's ports can run code on its workers and "
+            "alter proofs before they are checked. Enable Ray token authentication "
+            "(RAY_AUTH_MODE=token on every node, Ray >= 2.52).")
+
+
+@contextmanager
+def _joined(ray_address: str, say: ProgressFn) -> Iterator[None]:
+    import ray
+
+    warning = _unauthenticated_warning(ray_address)
+    if warning:
+        say(f"warning: {warning}")
+    try:
+        ray.init(address=ray_address, logging_level=logging.ERROR, log_to_driver=False)
+    except Exception as exc:
+        raise ConfigError(f"cannot join Ray at {ray_address}: {str(exc).splitlines()[0]}",
+                          "Check --ray-address (host:port of the head node, or `auto`) and, with "
+                          "token authentication, RAY_AUTH_TOKEN.") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def prove_all(tasks: list[ProveTask], ray_address: str | None = None,
               progress: ProgressFn | None = None) -> list[ProveResult]:
     """Prove every task as one Ray task each; with ``ray_address`` join that cluster, else start
-    (and stop) a local Ray instance. Results in chunk order."""
+    (and stop) a private local Ray instance (`local_ray`); a session the caller already opened is
+    used as it is. Results in chunk order."""
     if not tasks:
         return []
+    say = progress or (lambda _msg: None)
+    ray = sys.modules.get("ray")  # not imported here: local_ray must set Ray's variables first
+    if ray is not None and ray.is_initialized():  # the caller's own session: theirs to run
+        return _prove_on_ray(tasks, say)
+    session = (_joined(ray_address, say) if ray_address
+               else local_ray(max(len(tasks), os.cpu_count() or 1)))
+    with session:
+        return _prove_on_ray(tasks, say)
+
+
+def _prove_on_ray(tasks: list[ProveTask], say: ProgressFn) -> list[ProveResult]:
     import ray
 
-    say = progress or (lambda _msg: None)
-    started_here = False
-    try:
-        if not ray.is_initialized():
-            # address="local" always starts a new instance (a bare ray.init() would join a
-            # cluster that `ray start` left running on this machine).
-            kwargs: dict[str, Any] = {"address": ray_address} if ray_address else {
-                "address": "local", "num_cpus": max(len(tasks), os.cpu_count() or 1),
-                "include_dashboard": False}
-            ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
-            started_here = True
-    except Exception as exc:  # ray raises ConnectionError, RuntimeError, ValueError...
-        where = ray_address or "a local instance"
-        raise ConfigError(f"cannot start or join Ray at {where}: {str(exc).splitlines()[0]}",
-                          "Check --ray-address (host:port of the head node, or `auto`).") from None
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=1)(prove_task)
-        pending = {remote.remote(t): t.index for t in tasks}
-        say(f"proving {len(tasks)} chunks on Ray "
-            f"({int(ray.cluster_resources().get('CPU', 0))} CPUs)")
-        results: dict[int, ProveResult] = {}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            index = pending.pop(done[0])
-            try:
-                res = ray.get(done[0])
-            except Exception as exc:
-                cause = getattr(exc, "cause", None)
-                if isinstance(cause, ZkmlError):
-                    raise PipelineError(f"chunk {index}: {cause.one_line()}",
-                                        "Fix the cause and re-run `zkml-dvc run`.") from None
-                raise PipelineError(f"chunk {index} failed on Ray: {str(exc).splitlines()[0]}",
-                                    "Re-run `zkml-dvc run`; finished chunks are not redone.") from None
-            results[index] = res
-            say(f"chunk {index} proved in {res.seconds:.1f}s "
-                f"({len(results)}/{len(tasks)}; inputs from {sorted(set(res.fetched.values()))})")
-        return [results[i] for i in sorted(results)]
-    finally:
-        if started_here:
-            ray.shutdown()
+    remote = ray.remote(num_cpus=1, max_retries=1)(prove_task)
+    pending = {remote.remote(t): t.index for t in tasks}
+    say(f"proving {len(tasks)} chunks on Ray "
+        f"({int(ray.cluster_resources().get('CPU', 0))} CPUs)")
+    results: dict[int, ProveResult] = {}
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        index = pending.pop(done[0])
+        try:
+            res = ray.get(done[0])
+        except Exception as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ZkmlError):
+                raise PipelineError(f"chunk {index}: {cause.one_line()}",
+                                    "Fix the cause and re-run `zkml-dvc run`.") from None
+            raise PipelineError(f"chunk {index} failed on Ray: {str(exc).splitlines()[0]}",
+                                "Re-run `zkml-dvc run`; finished chunks are not redone.") from None
+        results[index] = res
+        say(f"chunk {index} proved in {res.seconds:.1f}s "
+            f"({len(results)}/{len(tasks)}; inputs from {sorted(set(res.fetched.values()))})")
+    return [results[i] for i in sorted(results)]
