@@ -10,15 +10,16 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 DEMO=$REPO/build/demo
 export ZKML_DVC_CACHE_DIR=${ZKML_DVC_CACHE_DIR:-$REPO/build/cache}
+# the demo's own local store (the default is one per user, ~/.local/share/zkml-dvc/store)
+export ZKML_DVC_STORE_DIR=${ZKML_DVC_STORE_DIR:-$REPO/build/store}
 export GIT_AUTHOR_NAME=${GIT_AUTHOR_NAME:-zkml-dvc demo} GIT_AUTHOR_EMAIL=${GIT_AUTHOR_EMAIL:-demo@zkml-dvc.invalid}
 export GIT_COMMITTER_NAME=${GIT_COMMITTER_NAME:-$GIT_AUTHOR_NAME} GIT_COMMITTER_EMAIL=${GIT_COMMITTER_EMAIL:-$GIT_AUTHOR_EMAIL}
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-if [ -d "$DEMO/project" ]; then
-  (cd "$DEMO/project" && zkml-dvc store down >/dev/null 2>&1 || true)
-fi
-rm -rf "$DEMO"
+# start from nothing: the demo's store (a run cache from an earlier demo would be reused) and project
+zkml-dvc store down >/dev/null 2>&1 || true
+rm -rf "$DEMO" "$ZKML_DVC_STORE_DIR"
 mkdir -p "$DEMO"
 
 step "zkml-dvc init: a project for the example MLP"
@@ -54,5 +55,6 @@ git clone -q "$DEMO/project" "$DEMO/cleanroom"
   # a local test SRS: the verdict says UNTRUSTED SRS; --allow-untrusted-srs accepts it knowingly
   zkml-dvc verify "$RUN_ID" --allow-untrusted-srs
 )
-printf '\nThe local store keeps running for you to explore (eval "$(zkml-dvc store env)").\n'
-printf 'Stop it with: (cd %s && zkml-dvc store down)\n' "$DEMO/project"
+printf '\nThe local store keeps running for you to explore:\n'
+printf '  export ZKML_DVC_STORE_DIR=%s; eval "$(zkml-dvc store env)"\n' "$ZKML_DVC_STORE_DIR"
+printf 'Stop it with: ZKML_DVC_STORE_DIR=%s zkml-dvc store down\n' "$ZKML_DVC_STORE_DIR"

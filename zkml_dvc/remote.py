@@ -47,12 +47,15 @@ def set_remote(
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
     endpoint_local: bool = False,
+    ca_bundle: str | None = None,
 ) -> str:
     """Configure remote `o3` at ``url`` (the store root); returns the DVC remote URL.
 
     ``endpoint_local`` keeps the endpoint in config.local (for a machine-local store whose port is
-    not meaningful elsewhere).
+    not meaningful elsewhere); ``ca_bundle`` (the local store's CA) goes there as ``ssl_verify``,
+    which DVC passes to boto as the certificates to trust.
     """
+    check_endpoint_scheme(endpoint)
     from dvc.config import Config
     from dvc.config_schema import RelPath
 
@@ -79,6 +82,10 @@ def set_remote(
             local["profile"] = profile
         if endpoint and endpoint_local:
             local["endpointurl"] = endpoint
+        if ca_bundle:
+            local["ssl_verify"] = ca_bundle
+        else:
+            local.pop("ssl_verify", None)
         if access_key_id:
             local["access_key_id"] = access_key_id
         if secret_access_key:
@@ -149,6 +156,10 @@ def resolve_store_config(
       ``endpointurl`` > none (AWS's own endpoints);
     - region: ``--region`` > ``AWS_DEFAULT_REGION`` > the remote's ``region`` > ``akave-network``;
     - profile: ``--profile`` > ``AWS_PROFILE`` > the remote's ``profile`` > none;
+    - CA bundle: it follows the endpoint: the remote's ``ssl_verify`` (a path: the local store's
+      CA, written with its endpoint by `zkml-dvc store up`) when the endpoint is the remote's,
+      else ``AWS_CA_BUNDLE``, else that ``ssl_verify``, else the system's CAs;
+    - a plain ``http://`` endpoint on another host is refused unless ``ZKML_DVC_ALLOW_HTTP`` is set;
     - keys: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (left to botocore, which reads them)
       > the remote's ``access_key_id``/``secret_access_key`` (git-ignored ``.dvc/config.local``)
       > the profile > botocore's default chain. There is no flag for keys: secrets never go on a
@@ -167,15 +178,51 @@ def resolve_store_config(
                 return str(value)
         return None
 
+    endpoint = pick("endpoint", (env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL), "endpointurl")
+    check_endpoint_scheme(endpoint, environ)
     return StoreConfig(
         url=url,
-        endpoint=pick("endpoint", (env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL), "endpointurl"),
+        endpoint=endpoint,
         region=pick("region", (env.AWS_DEFAULT_REGION,), "region") or env.O3_DEFAULT_REGION,
         profile=pick("profile", (env.AWS_PROFILE,), "profile"),
         access_key_id=None if environ.get(env.AWS_ACCESS_KEY_ID) else remote.get("access_key_id"),
         secret_access_key=None if environ.get(env.AWS_SECRET_ACCESS_KEY)
         else remote.get("secret_access_key"),
+        ca_bundle=_ca_bundle(endpoint, flags, environ, remote),
     )
+
+
+def _ca_bundle(endpoint: str | None, flags: Mapping[str, str | None], environ: Mapping[str, str],
+               remote: Mapping[str, Any]) -> str | None:
+    """The CA certificates follow the endpoint: the remote's ``ssl_verify`` path (the local
+    store's CA, written with its endpoint by `store up`) when the endpoint is the remote's own,
+    else ``AWS_CA_BUNDLE``, else that ``ssl_verify``; None: botocore's default."""
+    ssl_verify = remote.get("ssl_verify")
+    own = str(ssl_verify) if isinstance(ssl_verify, str) and ssl_verify else None
+    endpoint_from_remote = endpoint is not None and endpoint == remote.get("endpointurl") and not (
+        flags.get("endpoint") or environ.get(env.AWS_ENDPOINT_URL_S3)
+        or environ.get(env.AWS_ENDPOINT_URL))
+    if own and endpoint_from_remote:
+        return own
+    return environ.get(env.AWS_CA_BUNDLE) or own
+
+
+def check_endpoint_scheme(endpoint: str | None, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a plain-HTTP endpoint on another host (credentials and artifacts would cross the
+    network in clear) unless ZKML_DVC_ALLOW_HTTP is set; loopback HTTP is fine."""
+    from urllib.parse import urlsplit
+
+    environ = os.environ if environ is None else environ
+    if not endpoint or not endpoint.lower().startswith("http://") or environ.get(env.ALLOW_HTTP):
+        return
+    host = (urlsplit(endpoint).hostname or "").lower()
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return
+    raise ConfigError(
+        f"the store endpoint {endpoint} is plain HTTP on another host: keys, signatures and "
+        "artifacts would cross the network unencrypted",
+        "Use its https:// endpoint (O3 is HTTPS), or set ZKML_DVC_ALLOW_HTTP=1 to accept plain "
+        "HTTP knowingly.")
 
 
 def store_from_config(url: str, endpoint: str | None = None, region: str | None = None,
@@ -246,8 +293,8 @@ def verifier_store(root: Path, warnings: list[str] | None = None) -> Store:
     tracked_local = any("config.local" in w for w in found)
     safe: dict[str, Any] = {k: remote[k] for k in ("endpointurl", "region") if k in remote}
     if not tracked_local:
-        safe.update({k: remote[k] for k in ("access_key_id", "secret_access_key") if k in remote
-                     and k not in _tracked_keys(root)})
+        safe.update({k: remote[k] for k in ("access_key_id", "secret_access_key", "ssl_verify")
+                     if k in remote and k not in _tracked_keys(root)})
     return store_from_config(store_root_from_remote(remote["url"]), remote=safe)
 
 

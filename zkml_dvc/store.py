@@ -85,6 +85,7 @@ class StoreConfig:
     profile: str | None = None
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None  # CA certificates to trust; None: botocore's (AWS_CA_BUNDLE)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Store:
                              or env.O3_DEFAULT_REGION),
                 aws_access_key_id=self.cfg.access_key_id,
                 aws_secret_access_key=self.cfg.secret_access_key,
+                verify=self.cfg.ca_bundle,
                 config=Config(
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",

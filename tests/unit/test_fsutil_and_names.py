@@ -114,3 +114,13 @@ def test_fsspec_writes_are_whole_or_absent(tmp_path):
     backend.put_bytes(b"manifest", "art/v1/manifest.json")
     assert backend.get_bytes("art/v1/manifest.json") == b"manifest"
     assert [p.name for p in (tmp_path / "store" / "art" / "v1").iterdir()] == ["manifest.json"]
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "a" * 63, "A" * 64, "g" * 64, "a" * 64 + "/x"])
+def test_a_sha256_must_be_64_hex_digits_before_it_names_a_cache_file(bad: str):
+    from zkml_dvc.cache import blob_path
+    from zkml_dvc.errors import ZkmlError
+
+    with pytest.raises((ZkmlError, ValueError)):
+        blob_path(bad)
+    assert blob_path("0" * 64).name == "0" * 64

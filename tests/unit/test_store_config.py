@@ -57,3 +57,39 @@ def test_environment_keys_win_over_the_remotes(environ: dict, expected_id: str |
 def test_secrets_are_not_in_the_config_repr() -> None:
     cfg = resolve_store_config(URL, {}, {}, {"access_key_id": "AKIDSECRET", "secret_access_key": "S3CR3T"})
     assert "S3CR3T" not in repr(cfg) and "AKIDSECRET" not in repr(cfg)
+
+
+@pytest.mark.parametrize("endpoint,environ,refused", [
+    ("http://o3.example.org", {}, True),
+    ("http://10.0.0.5:9000", {}, True),
+    ("http://o3.example.org", {"ZKML_DVC_ALLOW_HTTP": "1"}, False),
+    ("http://127.0.0.1:8333", {}, False),
+    ("http://localhost:8333", {}, False),
+    ("https://o3-rc2.akave.xyz", {}, False),
+])
+def test_plain_http_to_another_host_is_refused_unless_asked(endpoint: str, environ: dict,
+                                                            refused: bool) -> None:
+    from zkml_dvc.errors import ConfigError
+
+    if refused:
+        with pytest.raises(ConfigError, match="plain HTTP on another host"):
+            resolve_store_config("s3://b", {"endpoint": endpoint}, environ=environ)
+    else:
+        assert resolve_store_config("s3://b", {"endpoint": endpoint},
+                                    environ=environ).endpoint == endpoint
+
+
+def test_the_ca_bundle_follows_the_endpoint() -> None:
+    remote = {"ssl_verify": "/store/tls/ca.pem", "endpointurl": "https://127.0.0.1:9000"}
+    system = {"AWS_CA_BUNDLE": "/etc/ca.pem"}
+    # the remote's endpoint comes with the remote's CA, whatever the system's bundle
+    assert resolve_store_config("s3://b", environ=system, remote=remote).ca_bundle == \
+        "/store/tls/ca.pem"
+    # an endpoint from the environment or a flag comes with the environment's CA
+    env_endpoint = {**system, "AWS_ENDPOINT_URL_S3": "https://o3.example.org"}
+    assert resolve_store_config("s3://b", environ=env_endpoint, remote=remote).ca_bundle == \
+        "/etc/ca.pem"
+    assert resolve_store_config("s3://b", {"endpoint": "https://o3.example.org"}, environ=system,
+                                remote=remote).ca_bundle == "/etc/ca.pem"
+    assert resolve_store_config("s3://b", environ={}, remote=remote).ca_bundle == "/store/tls/ca.pem"
+    assert resolve_store_config("s3://b", environ={}, remote={"ssl_verify": True}).ca_bundle is None

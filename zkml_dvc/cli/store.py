@@ -24,40 +24,56 @@ def _state_dir(directory: Path | None) -> tuple[Path, Path | None]:
         root: Path | None = find_root()
     except ConfigError:
         root = None
-    return (directory or default_state_dir(root)), root
+    return (directory or default_state_dir()), root
 
 
 _dir_option = click.option(
     "--dir", "directory", type=click.Path(path_type=Path),
-    help="State directory (default: .dvc/tmp/store in a project, else in the user cache).")
+    help="State directory (default: one store per user, $ZKML_DVC_STORE_DIR or "
+         "~/.local/share/zkml-dvc/store, shared by every project).")
 
 
 @store.command("up")
 @_dir_option
 @click.option("--configure/--no-configure", default=True,
               help="Point the project's remote `o3` at it if none is set.")
-def store_up(directory: Path | None, configure: bool) -> None:
-    """Start the local store (idempotent); wait until its S3 API answers.
+@click.option("--http", "plain_http", is_flag=True,
+              help="Serve plain HTTP instead of HTTPS (loopback only; O3 itself is HTTPS).")
+def store_up(directory: Path | None, configure: bool, plain_http: bool) -> None:
+    """Start the machine's local store (idempotent); wait until its S3 API answers.
+
+    One store per user serves every project: in a project without a remote, `up` points the
+    project's remote `o3` at its own root, s3://zkml-dvc/<project>. `store down` stops it for all.
+
+    It serves S3 over HTTPS on 127.0.0.1 with a certificate from its own CA (created once in the
+    store's directory); `store env` exports the CA as AWS_CA_BUNDLE, and the project's remote
+    gets it as `ssl_verify` in .dvc/config.local.
 
     \b
     Example:
       zkml-dvc store up && eval "$(zkml-dvc store env)"
     """
-    from ..localstore import credentials, up
+    from ..localstore import credentials, project_root_url, up
 
     state_dir, root = _state_dir(directory)
-    st = up(state_dir)
-    click.echo(f"local store running at {st.endpoint}, bucket {st.bucket} (pid {st.pid})")
+    st = up(state_dir, https=not plain_http)
+    click.echo(f"local store running at {st.endpoint}, bucket {st.bucket} (pid {st.pid}, "
+               f"state in {state_dir})")
+    if st.ca_bundle:
+        click.echo(f"its CA certificate: {st.ca_bundle}", err=True)
     if configure and root is not None:
+        from ..params import load_params
         from ..remote import remote_config, set_remote
 
         existing = remote_config(root)
         if not existing or "127.0.0.1" in str(existing.get("endpointurl", "")) or \
                 not existing.get("endpointurl"):
             creds = credentials(state_dir)
-            set_remote(root, st.url, endpoint=st.endpoint, access_key_id=creds["access_key_id"],
-                       secret_access_key=creds["secret_access_key"], endpoint_local=True)
-            click.echo(f"remote o3 -> {st.url}/dvc (endpoint and credentials in .dvc/config.local)",
+            url = project_root_url(load_params(root).project)
+            set_remote(root, url, endpoint=st.endpoint, access_key_id=creds["access_key_id"],
+                       secret_access_key=creds["secret_access_key"], endpoint_local=True,
+                       ca_bundle=st.ca_bundle or None)
+            click.echo(f"remote o3 -> {url}/dvc (endpoint and credentials in .dvc/config.local)",
                        err=True)
 
 
