@@ -13,6 +13,7 @@ from .shape import ProgressFn, RoomResult, RoomVerify, Shape
 
 if TYPE_CHECKING:
     from .manifest import Manifest
+    from .pipeline import Sync
     from .project import Project
     from .stages import StageFn
     from .store import Store
@@ -46,10 +47,11 @@ class Monolithic:
         return self
 
     def reproduce(self, project: Project, store: Store | None, ray_address: str | None,
-                  progress: ProgressFn | None, force_stage: str | None) -> dict[int, float]:
+                  progress: ProgressFn | None, force_stage: str | None,
+                  sync: Sync | None = None) -> dict[int, float]:
         from . import pipeline
 
-        pipeline.repro(project, self.model, force_stage=force_stage)
+        pipeline.repro(project, self.model, force_stage=force_stage, sync=sync)
         return {}
 
     def stage_records(self) -> list[tuple[str, Path]]:

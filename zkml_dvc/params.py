@@ -142,7 +142,7 @@ class Params(BaseModel):
     project: str
     default_model: str
     srs: SrsPolicy = SrsPolicy()
-    models: dict[str, ModelParams]
+    models: dict[str, ModelParams] = Field(default_factory=dict)
     chunked: dict[str, ChunkedModelParams] = Field(default_factory=dict)
     # Generated from `chunked` by zkml-dvc (`zkml-dvc run` and `zkml-dvc chunks sync` rewrite it).
     chunk_stages: dict[str, ChunkStage] = Field(default_factory=dict)
@@ -155,8 +155,6 @@ class Params(BaseModel):
     @field_validator("models")
     @classmethod
     def _models(cls, v: dict[str, ModelParams]) -> dict[str, ModelParams]:
-        if not v:
-            raise ValueError("at least one model is required")
         for name in v:
             check_name(name, "model name")
         return v
@@ -218,10 +216,14 @@ def parse_params(raw: object, source: str) -> Params:
         raise InputError(
             f"{source}: {loc}: {err['msg']}", f"Fix `{loc}` in {source}."
         ) from None
+    if not params.models and not params.chunked:
+        raise InputError(f"{source}: no model: `models:` and `chunked:` are both empty",
+                         f"Declare at least one model in {source} (see docs/pipeline.md).")
     if params.default_model not in params.models and params.default_model not in params.chunked:
         raise InputError(
-            f"{source}: default_model {params.default_model!r} is not under `models:`",
-            f"Set default_model to one of: {', '.join(sorted(params.models))}.",
+            f"{source}: default_model {params.default_model!r} is not under `models:` or "
+            "`chunked:`",
+            f"Set default_model to one of: {', '.join(sorted({*params.models, *params.chunked}))}.",
         )
     both = sorted(set(params.models) & set(params.chunked))
     if both:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,34 +116,155 @@ def stage_name(stage: str, model: str) -> str:
     return f"{stage}@{model}"
 
 
-def repro(project: Project, model: str, force_stage: str | None = None) -> None:
+@dataclass
+class Sync:
+    """What a run exchanged with the store while DVC reproduced its stages (``repro_targets`` with
+    a ``Sync``): stages whose outputs were fetched instead of recomputed, and stages whose outputs
+    were pushed as soon as they were made."""
+
+    fetched: list[str] = field(default_factory=list)
+    pushed: list[str] = field(default_factory=list)
+    pushed_files: int = 0
+    # called with a stage's name after its outputs were pushed (the runner uploads the SRS there)
+    after_push: Callable[[str], None] | None = None
+
+
+def repro(project: Project, model: str, force_stage: str | None = None,
+          sync: Sync | None = None) -> None:
     """Reproduce ``model``'s pipeline up to `verify`; with ``force_stage``, re-run that stage
     (and so everything after it) even if DVC thinks it is up to date."""
     repro_targets(project, [stage_name("verify", model)],
-                  stage_name(force_stage, model) if force_stage else None, what=f"pipeline of {model}")
+                  stage_name(force_stage, model) if force_stage else None,
+                  what=f"pipeline of {model}", sync=sync)
+
+
+def _ran_here(stage: Any, since: float) -> bool:
+    """Whether ``stage``'s command ran in this process's run (its stage record, one of its outputs,
+    was written after ``since``), as opposed to DVC restoring its outputs from the run cache."""
+    for out in stage.outs:
+        path = Path(str(out.fs_path))
+        if "reports/stages" in path.as_posix() and path.suffix == ".json":
+            try:
+                return _record_started(path) >= since
+            except (OSError, ValueError):
+                return True
+    return True
+
+
+def _record_started(path: Path) -> float:
+    import json
+    from datetime import datetime
+
+    return datetime.fromisoformat(json.loads(path.read_text())["started"]).timestamp()
+
+
+def _push_run_cache_entry(repo: Any, stage: Any) -> None:
+    """Upload this stage's entry of DVC's run cache (which outputs these deps and params made),
+    and only it: `dvc push --run-cache` re-uploads every entry the project ever made, on each call.
+    Uses DVC's own key and layout (`dvc.stage.cache`, dvc 3.x), so `repro --pull` elsewhere finds it."""
+    from dvc import fs as dvc_fs
+    from dvc.stage.cache import _can_hash, _get_stage_hash
+
+    if not _can_hash(stage):
+        return
+    local_dir = Path(repo.stage_cache._get_cache_dir(_get_stage_hash(stage)))
+    if not local_dir.is_dir():
+        return
+    local = repo.cache.legacy
+    remote = repo.cloud.get_remote_odb(REMOTE_NAME, "push --run-cache", hash_name="md5-dos2unix")
+    for entry in sorted(local_dir.iterdir()):
+        rel = entry.relative_to(local.path).as_posix()  # runs/<key[:2]>/<key>/<value>
+        dvc_fs.generic.copy(local.fs, str(entry), remote.fs, remote.fs.join(remote.path, rel))
+
+
+def _synced_repro_fn(repo: Any, sync: Sync) -> Any:
+    """DVC's per-stage reproduce step, with the store. A stage that is unchanged but whose outputs
+    are missing here is pulled (DVC's `repro --pull`); a stage that another machine already ran
+    with the same deps and params is restored from DVC's run cache, which the store holds; a
+    stage that really ran has its outputs and its run-cache entry pushed at once, so a crash later
+    loses at most the stage that was running and another machine can pick up from there."""
+    import time
+
+    from dvc.repo.reproduce import _reproduce_stage
+
+    def step(stage: Any, **kwargs: Any) -> Any:
+        missing = any(not out.exists for out in stage.outs)
+        since = time.time() - 1.0  # a margin for the clock's resolution
+        ret = _reproduce_stage(stage, **kwargs)
+        if ret is not None and _ran_here(stage, since):
+            try:
+                with _transfer_log_quiet():
+                    sync.pushed_files += int(repo.push(targets=[stage.addressing],
+                                                       remote=REMOTE_NAME) or 0)
+                    _push_run_cache_entry(repo, stage)
+            except Exception as exc:  # noqa: BLE001 (DVC and botocore errors alike)
+                raise StoreError(
+                    f"stage {stage.addressing} ran, but pushing its outputs to remote "
+                    f"'{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
+                    "Check the endpoint and credentials (`zkml-dvc remote show`), then re-run "
+                    "`zkml-dvc run`: finished stages are not redone.") from exc
+            sync.pushed.append(stage.addressing)
+            if sync.after_push is not None:
+                sync.after_push(stage.addressing)
+        elif missing and stage.outs and all(out.exists for out in stage.outs):
+            sync.fetched.append(stage.addressing)
+        return ret
+
+    return step
 
 
 def repro_targets(project: Project, targets: list[str], force: str | None = None,
-                  what: str = "pipeline") -> None:
+                  what: str = "pipeline", sync: Sync | None = None) -> None:
     """`dvc repro` of ``targets`` (with their upstream stages); ``force`` re-runs that one stage
-    first even if DVC thinks it is up to date."""
+    first even if DVC thinks it is up to date. With ``sync`` (a remote is set), outputs the store
+    holds for the current dvc.lock are fetched instead of recomputed, and each stage's outputs
+    are pushed when it succeeds (see ``_synced_repro_fn``)."""
     from dvc.exceptions import DvcException
 
     last_error = project.root / LAST_ERROR
     last_error.unlink(missing_ok=True)
-    with _stages_quiet(), project.dvc() as repo:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_stages_quiet())
+        repo = stack.enter_context(project.dvc())
+        kwargs: dict[str, Any] = {}
+        if sync is not None:
+            stack.enter_context(_own_aws_files())
+            # `repro_fn` is DVC's own hook for the per-stage step of `reproduce` (dvc exp uses it)
+            kwargs = {"pull": True, "repro_fn": _synced_repro_fn(repo, sync)}
         try:
             if force:
-                repo.reproduce(force, force=True, single_item=True)
+                repo.reproduce(force, force=True, single_item=True, **kwargs)
             for target in targets:
-                repo.reproduce(target)
+                repo.reproduce(target, **kwargs)
         except DvcException as exc:
+            if isinstance(exc.__cause__, StoreError):
+                raise exc.__cause__ from None
             detail = last_error.read_text().strip() if last_error.exists() else _dvc_reason(exc)
             failed = _failed_stage(str(exc)) or what
             raise PipelineError(
                 f"stage {failed} failed: {detail}",
                 "Fix the cause, then re-run `zkml-dvc run`: finished stages are not redone.",
             ) from exc
+
+
+def fetch_unchanged(project: Project, names: list[str], sync: Sync) -> None:
+    """Pull the outputs of the named stages that are unchanged but missing here (what
+    `dvc repro --pull` does for a stage, for stages zkml-dvc runs itself: the Ray proofs)."""
+    from dvc.exceptions import CheckoutError, DvcException
+    from dvc.repo import lock_repo
+
+    with _own_aws_files(), project.dvc() as repo, _transfer_log_quiet(), lock_repo(repo):
+        for name in names:
+            stage = repo.stage.collect(name)[0]
+            if all(out.exists for out in stage.outs) or stage.changed(allow_missing=True):
+                continue
+            try:
+                repo.pull(targets=[name], remote=REMOTE_NAME)
+                stage.checkout()
+            except (CheckoutError, DvcException):
+                continue  # not in the store: it is recomputed
+            if all(out.exists for out in stage.outs):
+                sync.fetched.append(name)
 
 
 def commit_stages(project: Project, names: list[str]) -> None:

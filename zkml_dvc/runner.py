@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from .records import StageRecord
 from .run_index import PushReport
 from .shape import ProgressFn
 from .srs import SrsPointer
+from .store import Store
 
 
 @dataclass
@@ -26,6 +28,59 @@ class RunResult:
     commit: str
     stages_ran: list[str]
     pushed: PushReport | None = None
+    sync: pipeline.Sync | None = None  # what was fetched from / pushed to the store per stage
+    recorded: bool = True  # False: nothing changed, the run above already records this state
+
+
+def _model_lock(lock_text: str, keys: set[str]) -> dict[str, object]:
+    import yaml
+
+    stages = (yaml.safe_load(lock_text) or {}).get("stages") or {}
+    return {name: body for name, body in stages.items() if name.rpartition("@")[2] in keys}
+
+
+def _srs_uploader(pointer_path: Path, store: Store) -> Callable[[str], None]:
+    """After a stage's outputs were pushed: once the model's SRS is pinned, upload it unless the
+    store has it, so another machine can continue this run's pipeline from the store."""
+    done = False
+
+    def after(_stage: str) -> None:
+        nonlocal done
+        if done or not pointer_path.exists():
+            return
+        from . import srs as srs_mod
+        from .layout import srs_key
+        from .stages import load_pointer
+
+        pointer = load_pointer(pointer_path)
+        head = store.head(srs_key(pointer.sha256))
+        if not (head and head.get("Metadata", {}).get("sha256") == pointer.sha256):
+            srs_mod.put(store, pointer)
+        done = True
+
+    return after
+
+
+def run_with_same_state(root: Path, project_name: str, model: str,
+                        keys: set[str]) -> runs.RunRef | None:
+    """The newest run of ``model`` whose dvc.lock entries for the model's stages (every dep's and
+    out's hash and every param) equal the workspace's: a run that already records this state."""
+    lock = root / "dvc.lock"
+    if not lock.exists():
+        return None
+    here = _model_lock(lock.read_text(), keys)
+    if not here:
+        return None
+    for ref in reversed(runs.list_runs(root, project_name)):
+        if ref.model != model:
+            continue
+        try:
+            then = _model_lock(runs.read_at(root, ref.commit, "dvc.lock").decode(), keys)
+        except Exception:  # noqa: BLE001 (a run without a readable lock cannot match)
+            continue
+        if then == here:
+            return ref
+    return None
 
 
 def _md5(path: Path) -> str:
@@ -103,6 +158,7 @@ def run(
     ray_address: str | None = None,
     progress: ProgressFn | None = None,
     signing_key: Path | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Run the pipeline of ``model`` and record it as run ``run_id`` (a new id if None).
 
@@ -112,6 +168,12 @@ def run(
             there, so DVC tracks them); ray_address: the Ray cluster that proves the chunks.
         signing_key: sign the run (an SSH private key): the tag with git's SSH signing, and the
             manifest with a detached signature (``manifest.json.sig``) that goes to the run index.
+        force: record a new run even when an existing run already records the resulting state
+            (without it, that run is returned with ``recorded=False``).
+
+    With a store, outputs it holds for the current dvc.lock are fetched instead of recomputed and
+    each stage's outputs are pushed as soon as the stage succeeds (``result.sync``); the run index
+    and the manifest go last.
     Raises:
         InputError, PipelineError, ConfigError, StoreError (see errors.EXIT_CODES).
     """
@@ -150,8 +212,23 @@ def run(
     source_commit = runs.head_commit(root)
     started = datetime.now(UTC)
     shape = shape.prepare(project, chunks, link, ray_address)
-    prove_times = shape.reproduce(project, store, ray_address, progress, force_stage)
+    sync = None
+    if store is not None:
+        sync = pipeline.Sync(after_push=_srs_uploader(root / ModelLayout(shape.model).srs_pointer,
+                                                      store))
+    prove_times = shape.reproduce(project, store, ray_address, progress, force_stage, sync)
     ended = datetime.now(UTC)
+    if not force and not force_stage:
+        same = run_with_same_state(root, project.params.project, shape.model, shape.stage_keys())
+        if same is not None:
+            _, existing = runs.load_manifest(root, same.run_id, project.params.project)
+            result = RunResult(manifest=existing, tag=same.tag, commit=same.commit,
+                               stages_ran=[], sync=sync, recorded=False)
+            if store is not None:  # that run may have been made with --no-push: make sure
+                from .run_index import push_run
+
+                result.pushed = push_run(project, same.run_id, store=store)
+            return result
     stage_runs = _stage_runs(root, shape.stage_records(), started)
     mp = shape.params
     assert mp is not None
@@ -192,7 +269,7 @@ def run(
         },
         signing_key=signing_key,
     )
-    result = RunResult(manifest=manifest, tag=tag, commit=commit, stages_ran=ran)
+    result = RunResult(manifest=manifest, tag=tag, commit=commit, stages_ran=ran, sync=sync)
     if store is not None:
         from .run_index import push_run
 

@@ -11,7 +11,7 @@ import yaml
 
 from .errors import InputError
 from .onnx_model import check_input, inspect_model
-from .params import check_name, parse_params
+from .params import check_name, chunk_stage_table, parse_params
 from .pipeline import prepare_process_env
 
 GITIGNORE = """\
@@ -41,9 +41,13 @@ def init(
     project: str | None = None,
     model_name: str = "model",
     visibility: tuple[str, str, str] = ("public", "public", "fixed"),
+    chunks: int | None = None,
+    scale: int | None = None,
 ) -> InitResult:
     """Create a project at ``target`` for ``model``. Everything is checked first and built in a
-    temporary directory renamed into place, so a failure leaves nothing behind."""
+    temporary directory renamed into place, so a failure leaves nothing behind. With ``chunks``,
+    the model is declared under `chunked:` (proved in that many linked chunks, at one pinned
+    ``scale``, default 7) and the project has no monolithic model."""
     import git
     from dvc.repo import Repo
 
@@ -61,23 +65,35 @@ def init(
     calibration = calibration or input_path
     check_input(inspect_model(model), calibration, batch=True)
 
-    raw = {
+    entry: dict[str, object] = {
+        "onnx": f"models/{model_name}/network.onnx",
+        "input": f"models/{model_name}/input.json",
+        "calibration": f"models/{model_name}/calibration.json",
+        "run_args": dict(zip(("input_visibility", "output_visibility", "param_visibility"),
+                             visibility, strict=True)),
+        "calibration_target": "resources",
+        "scales": None,
+    }
+    if scale is not None and chunks is None:
+        raise InputError("--scale applies to chunked models only", "Add --chunks N, or drop --scale.")
+    if chunks is not None:
+        entry.update(scales=[scale if scale is not None else 7], chunks=chunks, link="polycommit",
+                     boundaries=[])
+    raw: dict[str, object] = {
         "project": project,
         "default_model": model_name,
         "srs": {"source": "local"},
-        "models": {model_name: {
-            "onnx": f"models/{model_name}/network.onnx",
-            "input": f"models/{model_name}/input.json",
-            "calibration": f"models/{model_name}/calibration.json",
-            "run_args": dict(zip(("input_visibility", "output_visibility", "param_visibility"),
-                                 visibility, strict=True)),
-            "calibration_target": "resources",
-            "scales": None,
-        }},
-        "chunked": {},  # chunked models (docs/chunked.md); dvc.yaml's chunk stages expand these
+        # monolithic models; chunked ones (docs/chunked.md) go under `chunked:`, whose per-chunk
+        # stages dvc.yaml expands from the generated `chunk_stages` table
+        "models": {} if chunks is not None else {model_name: entry},
+        "chunked": {model_name: entry} if chunks is not None else {},
         "chunk_stages": {},
     }
-    parse_params(raw, "params.yaml")  # validate before writing anything
+    params = parse_params(raw, "params.yaml")  # validate before writing anything
+    if chunks is not None:
+        raw["chunk_stages"] = {k: v.model_dump() for k, v in
+                               chunk_stage_table(params.chunked).items()}
+        parse_params(raw, "params.yaml")
 
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -25,6 +25,7 @@ from .records import Check
 
 if TYPE_CHECKING:
     from .manifest import Manifest
+    from .pipeline import Sync
     from .project import Project
     from .stages import StageFn
     from .store import Store
@@ -58,7 +59,10 @@ class Shape(Protocol):
     def prepare(self, project: Project, chunks: int | None, link: str | None,
                 ray_address: str | None) -> Shape: ...
     def reproduce(self, project: Project, store: Store | None, ray_address: str | None,
-                  progress: ProgressFn | None, force_stage: str | None) -> dict[int, float]: ...
+                  progress: ProgressFn | None, force_stage: str | None,
+                  sync: Sync | None = None) -> dict[int, float]:
+        """Bring the pipeline up to date (with ``sync``: fetch what the store holds, push each
+        stage's outputs as it finishes); {chunk: prove seconds} of chunks proved on Ray."""
     def stage_records(self) -> list[tuple[str, Path]]: ...
     def stage_keys(self) -> set[str]: ...
     def manifest_fields(self, project: Project, prove_times: dict[int, float]) -> dict[str, Any]: ...

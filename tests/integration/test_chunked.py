@@ -205,8 +205,10 @@ def _other_input_run(chunked: Chunked, s3_server: S3Server) -> str:
     ray_bin = str(Path(sys.executable).parent / "ray")
     # Token authentication, as a real cluster would have: the driver needs the same token.
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    worker_env = {**os.environ, **s3_server.env(), "RAY_USAGE_STATS_ENABLED": "0", **auth}
     temp = Path(root.parent / "raytmp")
+    # the workers' own scratch (ezkl dirs) inside the test's directory, not in /tmp
+    worker_env = {**os.environ, **s3_server.env(), "RAY_USAGE_STATS_ENABLED": "0", **auth,
+                  "TMPDIR": str(temp)}
     subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2",
                     "--include-dashboard=false", f"--temp-dir={temp}"],
                    env=worker_env, check=True, capture_output=True, timeout=180)
@@ -369,3 +371,32 @@ def test_resume_chunked_run_with_new_input_reuses_keys(chunked: Chunked, s3_serv
     v = cli(*VERIFY_ON_TRUST, "c2r", "--store", f"s3://{chunked.bucket}", "--project", "testproj",
             cwd=empty, env=machine_env(tmp_path / "empty", s3_server, "verifier"))
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_a_project_whose_only_model_is_chunked(s3_server: S3Server, tmp_path: Path) -> None:
+    """Issue 13, item 6: `init --chunks N` makes a project with no monolithic model; it runs, is
+    pushed, and verifies store-only like any other."""
+    root = tmp_path / "only-chunked"
+    res = cli("init", str(root), "--model", str(MODELS / "mlp" / "network.onnx"),
+              "--input", str(MODELS / "mlp" / "input.json"), "--name", "net", "--chunks", "2",
+              "--project", "onlychunked")
+    assert res.returncode == 0, res.stderr
+    assert "chunked in 2" in res.stdout
+    params = (root / "params.yaml").read_text()
+    assert "models: {}" in params and "net-c1" in params
+    bucket = new_bucket(s3_server)
+    connect(root, s3_server, bucket)
+    res = cli("run", "--run-id", "oc1", cwd=root)
+    assert res.returncode == 0, res.stdout + res.stderr
+    manifest = json.loads((root / ModelLayout("net").manifest).read_text())
+    assert len(manifest["chunks"]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    v = cli(*VERIFY_ON_TRUST, "oc1", "--store", f"s3://{bucket}", "--project", "onlychunked",
+            cwd=empty, env=machine_env(tmp_path, s3_server, "verifier"))
+    assert v.returncode == 0, v.stdout + v.stderr
+    # --scale without --chunks is refused before anything is created
+    bad = cli("init", str(tmp_path / "bad"), "--model", str(MODELS / "mlp" / "network.onnx"),
+              "--input", str(MODELS / "mlp" / "input.json"), "--scale", "7")
+    assert bad.returncode == 2 and "--scale applies to chunked models only" in bad.stderr
+    assert not (tmp_path / "bad").exists()

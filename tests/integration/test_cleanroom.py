@@ -307,25 +307,107 @@ def test_audit_binds_the_vk_to_the_model(produced: Produced, s3_server: S3Server
     assert "MATCH vk" in res.stdout and "MATCH settings" in res.stdout
 
 
-def test_second_machine_fetches_srs_from_store_and_uploads_no_pk(
+def _stage_runs_since(root: Path, t0: float) -> set[str]:
+    """The stages whose record was written by a command started after ``t0`` (ran here)."""
+    from datetime import datetime
+
+    ran = set()
+    for rec in (root / LAY.base / "reports" / "stages").glob("*.json"):
+        started = json.loads(rec.read_text())["started"]
+        if datetime.fromisoformat(started).timestamp() >= t0:
+            ran.add(rec.stem)
+    return ran
+
+
+def test_fresh_clone_with_unchanged_params_fetches_instead_of_recomputing(
         produced: Produced, s3_server: S3Server, tmp_path: Path):
-    """A colleague clones and re-runs everything with an empty cache: the SRS comes from the store
-    (gen_srs would make a different one), the keys come out identical, and the pk is not pushed."""
+    """Issue 13, item 1: a fresh clone on another machine runs zero ezkl stages: every output the
+    store holds for dvc.lock is fetched, and the run that already records this state is named."""
+    env = machine_env(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    assert not (repo / LAY.pk).exists()
+    log = s3_server.guard.log
+    log.reset()
+    t0 = time.time()
+    res = cli("run", cwd=repo, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "nothing changed: run r1 (tag runs/testproj/r1) already records this state" in res.stdout
+    fetched = next(ln for ln in res.stderr.splitlines() if ln.startswith("fetched from the store"))
+    for stage in ("settings", "calibrate", "compile", "srs", "setup", "witness", "prove",
+                  "verify"):
+        assert f"{stage}@mlp" in fetched, fetched
+    assert _stage_runs_since(repo, t0) == set(), "no ezkl stage may run"
+    _, m = load_manifest(repo, "r1")
+    for path in (LAY.pk, LAY.vk, LAY.proof, LAY.compiled):
+        assert sha256_file(repo / path) == m.artifact(path).sha256, path
+    pk = m.artifact(LAY.pk)
+    assert pk.object_key in log.get_keys and log.downloaded_bytes >= pk.size
+    assert log.uploaded_bytes == 0, "nothing new to upload"
+    assert not log.violations, log.violations
+    tags = subprocess.run(["git", "tag"], cwd=repo, capture_output=True, text=True).stdout.split()
+    assert tags == ["runs/testproj/r1"]
+    print(f"\nsecond machine, unchanged params: 0 stages ran, {log.downloaded_bytes} bytes fetched")
+
+
+def test_second_machine_with_a_new_input_runs_only_witness_prove_verify(
+        produced: Produced, s3_server: S3Server, tmp_path: Path):
+    """A colleague clones and proves a new input: setup never runs (the keys, the circuit and the
+    SRS come from the store, gen_srs would make a different SRS), and the pk is not uploaded."""
     env = machine_env(tmp_path, s3_server)
     repo = clone(produced.root, tmp_path / "clone")
     (repo / "models/mlp/input.json").write_text(json.dumps({"input_data": [[0.1, 0.2, 0.3, 0.4]]}))
-    s3_server.guard.log.reset()
+    log = s3_server.guard.log
+    log.reset()
     res = cli("run", "--run-id", "colleague", cwd=repo, env=env)
     assert res.returncode == 0, res.stderr
     _, mine = load_manifest(repo, "colleague")
     _, theirs = load_manifest(repo, "r1")
+    assert {s.stage for s in mine.stages if s.ran} == {"witness", "prove", "verify"}
+    assert "setup@mlp" in res.stderr and "fetched from the store" in res.stderr
     assert mine.srs.sha256 == theirs.srs.sha256
     assert mine.artifact(LAY.vk).sha256 == theirs.artifact(LAY.vk).sha256
     assert mine.artifact(LAY.pk).sha256 == theirs.artifact(LAY.pk).sha256
-    put = s3_server.guard.log.put_keys
+    put = log.put_keys
     assert mine.artifact(LAY.pk).object_key not in put
     assert not any(k.startswith("srs/") for k in put)
-    assert s3_server.guard.log.uploaded_bytes < 1_000_000, "only small files were uploaded"
+    assert log.uploaded_bytes < 1_000_000, "only small files were uploaded"
+    assert not log.violations, log.violations
+    print(f"\nsecond machine, new input: 3 stages ran, {log.downloaded_bytes} bytes fetched")
+
+
+def test_plain_dvc_works_unwrapped_in_a_fresh_clone(produced: Produced, s3_server: S3Server,
+                                                    tmp_path: Path):
+    """Issue 13, item 4: with only the store's variables exported (what `zkml-dvc store env`
+    prints), plain `dvc pull` restores the run byte for byte, `dvc repro --pull` runs nothing, and
+    what plain `dvc push` sent is what `zkml-dvc push` then finds in place."""
+    from zkml_dvc.env import o3_safe_client_env
+
+    env = {**os.environ, **machine_env(tmp_path, s3_server), **o3_safe_client_env()}
+    repo = clone(produced.root, tmp_path / "clone")
+
+    def dvc(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
+
+    pulled = dvc("pull")
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    _, m = load_manifest(repo, "r1")
+    restored = [a for a in m.artifacts if a.md5]
+    assert len(restored) >= 10
+    for a in restored:
+        assert sha256_file(repo / a.path) == a.sha256, a.path
+    again = dvc("repro", "--pull")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Running stage" not in again.stdout + again.stderr
+    # a new run made here without pushing; plain `dvc push` sends its objects
+    (repo / "models/mlp/input.json").write_text(json.dumps({"input_data": [[0.3, 0.1, 0.4, 0.1]]}))
+    made = cli("run", "--run-id", "plain", "--no-push", cwd=repo, env=machine_env(
+        tmp_path, s3_server, "same-machine"))
+    assert made.returncode == 0, made.stdout + made.stderr
+    pushed = dvc("push")
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    res = cli("push", "plain", cwd=repo, env=machine_env(tmp_path, s3_server, "again"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pushed run plain: 0 DVC objects" in res.stdout, res.stdout
 
 
 def test_python_api_example_in_docs_runs_as_written(produced: Produced, s3_server: S3Server,

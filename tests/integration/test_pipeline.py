@@ -50,7 +50,13 @@ def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     dvc = subprocess.run(["dvc", "repro"], cwd=project, capture_output=True, text=True)
     assert dvc.returncode == 0 and "Running stage" not in dvc.stdout + dvc.stderr
 
-    res2 = cli("run", "--run-id", "r2", "--no-push", cwd=project)
+    # nothing changed: the run that records this state is named and no new run is recorded
+    same = cli("run", "--run-id", "r2", "--no-push", cwd=project)
+    assert same.returncode == 0, same.stderr
+    assert "nothing changed: run r1 (tag runs/testproj/r1) already records this state" in same.stdout
+    assert "r2" not in git(project, "tag")
+    assert git(project, "status", "--porcelain") == ""
+    res2 = cli("run", "--run-id", "r2", "--no-push", "--force", cwd=project)
     assert "0 of 8 stages ran" in res2.stdout, res2.stdout + res2.stderr
     _, m2 = load_manifest(project, "r2")
     assert not any(s.ran for s in m2.stages)

@@ -1,5 +1,6 @@
 """Interrupted work, concurrent runs and secrets, against the real local store."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VERIFY_ON_TRUST, ZKML, S3Server, cli, clone, connect
+from tests.conftest import VERIFY_ON_TRUST, ZKML, S3Server, cli, clone, connect, machine_env
+from zkml_dvc.fsutil import sha256_file
 from zkml_dvc.layout import ModelLayout
 from zkml_dvc.runs import load_manifest
 
@@ -48,6 +50,38 @@ def test_kill_during_prove_then_rerun_redoes_only_what_was_unfinished(project: P
     _, m = load_manifest(project, "after")
     assert {s.stage for s in m.stages if s.ran} == {"prove", "verify"}
     assert not list((project / LAY.proof.parent).glob("*.incomplete"))
+
+
+def test_kill_during_prove_on_one_machine_and_another_picks_up_from_the_store(
+        s3_server: S3Server, bucket: str, project: Path, tmp_path: Path):
+    """Issue 13, item 2: each stage's outputs reach the store when the stage succeeds. Machine A
+    is killed (SIGKILL) while proving; machine B, a fresh clone, fetches the keys A made (DVC's run
+    cache in the store) and runs neither setup nor any stage before prove."""
+    connect(project, s3_server, bucket)
+    log = s3_server.guard.log
+    log.reset()
+    proc = _start(["run", "--run-id", "killed"], project)
+    _wait_for(lambda: (project / LAY.stage_record("witness")).exists(), proc)
+    witness_md5 = hashlib.md5((project / LAY.witness).read_bytes()).hexdigest()
+    # the witness stage's outputs are pushed as soon as it succeeds, before prove starts
+    _wait_for(lambda: any(k.endswith(witness_md5[2:]) for k in log.put_keys), proc)
+    time.sleep(1.0)  # prove is running now (it takes several seconds)
+    _kill(proc)
+    assert not (project / LAY.proof).exists(), "killed while proving"
+    assert not log.violations, log.violations
+    pk_a = sha256_file(project / LAY.pk)
+    b = clone(project, tmp_path / "machine-b")
+    env = machine_env(tmp_path, s3_server, "b")
+    log.reset()
+    res = cli("run", "--run-id", "picked-up", cwd=b, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    _, m = load_manifest(b, "picked-up")
+    assert {s.stage for s in m.stages if s.ran} == {"prove", "verify"}, res.stderr
+    fetched = next(ln for ln in res.stderr.splitlines() if ln.startswith("fetched from the store"))
+    assert "setup@mlp" in fetched and "witness@mlp" in fetched
+    assert sha256_file(b / LAY.pk) == pk_a == m.artifact(LAY.pk).sha256
+    assert m.artifact(LAY.pk).object_key in log.get_keys
+    assert not log.violations, log.violations
 
 
 def test_kill_during_push_mid_multipart_then_push_completes(

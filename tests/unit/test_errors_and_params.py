@@ -107,3 +107,18 @@ def test_bad_project_id_and_default_model():
     with pytest.raises(errors.InputError, match="default_model"):
         parse_params(raw, "params.yaml")
 
+
+
+def test_a_project_may_have_only_chunked_models_but_not_none():
+    raw = _raw()
+    only = {**raw["models"]["mlp"], "scales": [7], "chunks": 2}
+    raw["chunked"] = {"net": only}
+    raw["models"] = {}
+    raw["default_model"] = "net"
+    params = parse_params(raw, "params.yaml")
+    assert params.model(None)[0] == "net" and not params.models
+    del raw["models"]  # omitted altogether: the same
+    assert parse_params(raw, "params.yaml").chunked["net"].chunks == 2
+    raw["chunked"] = {}
+    with pytest.raises(errors.InputError, match="no model: `models:` and `chunked:` are both empty"):
+        parse_params(raw, "params.yaml")

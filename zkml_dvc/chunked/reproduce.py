@@ -49,17 +49,27 @@ def _stale_prove_chunks(project: Project, model: str, n: int) -> list[int]:
 
 def reproduce(project: Project, model: str, n: int, store: Store | None,
               ray_address: str | None, progress: ProgressFn | None,
-              force_stage: str | None = None) -> dict[int, float]:
+              force_stage: str | None = None,
+              sync: pipeline.Sync | None = None) -> dict[int, float]:
     """Bring the chunked model's pipeline (``n`` chunks) up to date; returns
-    {chunk: prove seconds} for the chunks proved in this call."""
+    {chunk: prove seconds} for the chunks proved in this call. With ``sync``, outputs the store
+    holds for dvc.lock are fetched (chunk proofs included) and new ones pushed as they are made."""
     witness_targets = [pipeline.stage_name("chunk_witness", chunk_key(model, i)) for i in range(n)]
     pipeline.repro_targets(project, witness_targets, force_stage and pipeline.stage_name(
-        force_stage, model if force_stage in CHUNK_MODEL_STAGES else chunk_key(model, 0)))
+        force_stage, model if force_stage in CHUNK_MODEL_STAGES else chunk_key(model, 0)),
+        sync=sync)
+    prove_names = [pipeline.stage_name("chunk_prove", chunk_key(model, i)) for i in range(n)]
+    if sync is not None and force_stage != "chunk_prove":
+        pipeline.fetch_unchanged(project, prove_names, sync)
     stale = list(range(n)) if force_stage == "chunk_prove" else _stale_prove_chunks(project, model, n)
     times: dict[int, float] = {}
     if stale:
         times = _prove_on_ray(project, model, stale, store, ray_address, progress)
-    pipeline.repro_targets(project, [pipeline.stage_name("chunk_verify", model)])
+        if sync is not None:
+            proved = [prove_names[i] for i in stale]
+            sync.pushed_files += pipeline.push_targets(project, proved)
+            sync.pushed += proved
+    pipeline.repro_targets(project, [pipeline.stage_name("chunk_verify", model)], sync=sync)
     return times
 
 

@@ -14,6 +14,7 @@ from . import links
 
 if TYPE_CHECKING:
     from ..manifest import Manifest
+    from ..pipeline import Sync
     from ..project import Project
     from ..stages import StageFn
     from ..store import Store
@@ -72,11 +73,12 @@ class Chunked:
         return project.shape(self.model)
 
     def reproduce(self, project: Project, store: Store | None, ray_address: str | None,
-                  progress: ProgressFn | None, force_stage: str | None) -> dict[int, float]:
+                  progress: ProgressFn | None, force_stage: str | None,
+                  sync: Sync | None = None) -> dict[int, float]:
         from .reproduce import reproduce
 
         return reproduce(project, self.model, self.chunks, store, ray_address, progress,
-                         force_stage)
+                         force_stage, sync)
 
     def stage_records(self) -> list[tuple[str, Path]]:
         recs = [("chunk_plan", self.layout.stage_record("chunk_plan"))]

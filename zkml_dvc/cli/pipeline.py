@@ -31,22 +31,28 @@ from .base import console, main, project
 @click.option("--endpoint", help="S3 endpoint of the store, e.g. https://o3-rc2.akave.xyz.")
 @click.option("--region", help="Region (default akave-network).")
 @click.option("--profile", help="AWS profile holding the credentials.")
+@click.option("--chunks", type=click.IntRange(1, 16), help="Declare the model as chunked: proved "
+              "in N linked chunks on Ray (params.yaml `chunked:`; see docs/chunked.md).")
+@click.option("--scale", type=int, help="With --chunks: the one fixed-point scale every chunk "
+              "uses (default 7).")
 def init(directory: Path, model: Path, input_path: Path, calibration: Path | None,
          project: str | None, model_name: str, input_visibility: str, output_visibility: str,
          param_visibility: str, remote: str | None, endpoint: str | None, region: str | None,
-         profile: str | None) -> None:
+         profile: str | None, chunks: int | None, scale: int | None) -> None:
     """Create a project for any ONNX model ezkl supports.
 
     \b
-    Example:
+    Examples:
       zkml-dvc init myproj --model net.onnx --input input.json \\
         --remote s3://my-bucket/zkml --endpoint https://o3-rc2.akave.xyz
+      zkml-dvc init bigproj --model big.onnx --input input.json --chunks 4
     """
     from ..remote import set_remote
     from ..scaffold import init as do_init
 
     result = do_init(directory, model, input_path, calibration, project, model_name,
-                     (input_visibility, output_visibility, param_visibility))
+                     (input_visibility, output_visibility, param_visibility), chunks=chunks,
+                     scale=scale)
     if remote:
         set_remote(result.root, remote, endpoint=endpoint, region=region, profile=profile)
         if result.committed:
@@ -55,7 +61,8 @@ def init(directory: Path, model: Path, input_path: Path, calibration: Path | Non
             repo = git.Repo(result.root)
             repo.git.add(".dvc/config")
             repo.git.commit("-m", f"zkml-dvc: remote o3 at {remote}")
-    click.echo(f"Created project {result.project} in {result.root} (model {result.model}).")
+    kind = f", chunked in {chunks}" if chunks else ""
+    click.echo(f"Created project {result.project} in {result.root} (model {result.model}{kind}).")
     if not result.committed:
         click.echo("Not committed: git has no identity. Set one and commit the files.", err=True)
     click.echo(f"Next: cd {result.root} && zkml-dvc run", err=True)
@@ -76,13 +83,21 @@ def init(directory: Path, model: Path, input_path: Path, calibration: Path | Non
               "manifest with a detached SSH signature (key: --signing-key, else git's "
               "user.signingkey).")
 @click.option("--signing-key", type=click.Path(path_type=Path), help="SSH private key for --sign.")
+@click.option("--force", is_flag=True, help="Record a new run even if an existing run already "
+              "records this exact state (same dvc.lock for the model).")
 def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | None,
-        link: str | None, ray_address: str | None, sign: bool, signing_key: Path | None) -> None:
+        link: str | None, ray_address: str | None, sign: bool, signing_key: Path | None,
+        force: bool) -> None:
     """Run the pipeline through DVC and record it as a run.
 
     Writes the manifest, commits dvc.lock and the manifest, tags the commit runs/<project>/<run_id>
     (signed with --sign) and pushes artifacts and the run index when a remote is configured. A
     model under `chunked:` in params.yaml is split into linked chunks proved in parallel on Ray.
+
+    With a remote, stages whose outputs the store holds for the current dvc.lock are fetched, not
+    recomputed (a fresh clone runs no ezkl stage; a new input runs witness, prove and verify), and
+    each stage's outputs are pushed as soon as it succeeds. If nothing changed since an existing
+    run, that run is named and no new one is recorded (--force records one).
 
     \b
     Examples:
@@ -102,14 +117,23 @@ def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | 
 
         key = signing_key_of(proj.root, signing_key)
     result = do_run(proj, model, run_id, push, chunks=chunks, link=link,
-                    ray_address=ray_address, progress=progress, signing_key=key)
+                    ray_address=ray_address, progress=progress, signing_key=key, force=force)
     m = result.manifest
-    click.echo(f"run {m.run_id}: model {m.model}, {len(result.stages_ran)} of {len(m.stages)} "
-               f"stages ran, proof verified; tag {result.tag}")
+    if result.sync is not None and result.sync.fetched:
+        click.echo(f"fetched from the store instead of recomputing: "
+                   f"{', '.join(result.sync.fetched)}", err=True)
+    if not result.recorded:
+        click.echo(f"nothing changed: run {m.run_id} (tag {result.tag}) already records this "
+                   f"state of model {m.model}; no new run recorded (--force records one)")
+    else:
+        click.echo(f"run {m.run_id}: model {m.model}, {len(result.stages_ran)} of "
+                   f"{len(m.stages)} stages ran, proof verified; tag {result.tag}")
     if result.pushed is not None:
         p = result.pushed
-        click.echo(f"pushed: {p.dvc_files_pushed} DVC objects, {p.uploaded_files} index files "
-                   f"({p.uploaded_bytes} bytes), run index at {p.index_url}")
+        early = result.sync.pushed_files if result.sync is not None else 0
+        click.echo(f"pushed: {p.dvc_files_pushed + early} DVC objects ({early} as their stages "
+                   f"finished), {p.uploaded_files} index files ({p.uploaded_bytes} bytes), run "
+                   f"index at {p.index_url}")
 
 
 @main.command(hidden=False)
