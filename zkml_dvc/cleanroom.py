@@ -85,9 +85,10 @@ def rederive(args: dict[str, Any]) -> dict[str, Any]:
     settings, compiled, vk, pk = d / "settings.json", d / "network.compiled", d / "vk.key", d / "pk.key"
     onnx = Path(args["onnx"])
     params = args["params"]
-    ezkl_adapter.gen_settings(onnx, settings, RunArgs.model_validate(params["run_args"]))
+    ezkl_adapter.gen_settings(onnx, settings, RunArgs.model_validate(params["run_args"]).for_ezkl())
     ezkl_adapter.calibrate_settings(Path(args["calibration"]), onnx, settings,
-                                    params["calibration_target"], params["scales"])
+                                    params["calibration_target"], params["scales"],
+                                    options=params.get("calibration_options") or {})
     ezkl_adapter.compile_circuit(onnx, compiled, settings)
     ezkl_adapter.setup(compiled, vk, pk, Path(args["srs"]))
     return {"derived": {"settings": sha256_file(settings), "vk": sha256_file(vk)},

@@ -19,7 +19,6 @@ from typing import Any
 
 from . import env
 from .errors import EzklError, ProofInvalidError
-from .params import RunArgs
 from .records import EzklCall
 
 _RECORDER: contextvars.ContextVar[list[EzklCall] | None] = contextvars.ContextVar(
@@ -111,30 +110,89 @@ def _require_true(step: str, files: Mapping[str, Path | str], result: Any) -> No
         raise EzklError(step, {k: _shown(v) for k, v in files.items()}, "ezkl returned False")
 
 
-def gen_settings(model: Path, settings: Path, run_args: RunArgs) -> None:
+def run_arg_defaults() -> dict[str, Any]:
+    """Every field of the installed ezkl's PyRunArgs with its default: what params.yaml's
+    run_args may set (read from ezkl itself, so a new ezkl field needs no code change)."""
     import ezkl
 
+    args = ezkl.PyRunArgs()
+    return {name: getattr(args, name) for name in sorted(dir(args))
+            if not name.startswith("_") and not callable(getattr(args, name))}
+
+
+def _as_ezkl_value(value: Any, default: Any) -> Any:
+    """YAML has lists where ezkl wants tuples (lookup_range, each of `variables`' pairs)."""
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(default, list) and isinstance(value, list) and default and \
+            isinstance(default[0], tuple):
+        return [tuple(v) if isinstance(v, list) else v for v in value]
+    return value
+
+
+def py_run_args(run_args: Mapping[str, Any]) -> Any:
+    """An ezkl PyRunArgs with ``run_args`` set; ValueError names a field ezkl refuses and why."""
+    import ezkl
+
+    defaults = run_arg_defaults()
     py_args = ezkl.PyRunArgs()
-    for field, value in run_args.model_dump(exclude_none=True).items():
-        setattr(py_args, field, value)
+    for field, value in run_args.items():
+        if field not in defaults:
+            raise ValueError(f"ezkl {version()} has no run arg {field!r}; it has: "
+                             f"{', '.join(defaults)}")
+        try:
+            setattr(py_args, field, _as_ezkl_value(value, defaults[field]))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"ezkl refuses run arg {field}={value!r}: "
+                             f"{str(exc).splitlines()[0]}") from None
+    return py_args
+
+
+def gen_settings(model: Path, settings: Path, run_args: Mapping[str, Any]) -> None:
+    """``run_args``: params.yaml's run_args (``RunArgs.for_ezkl()``), every field a PyRunArgs one."""
+    import ezkl
+
+    py_args = py_run_args(run_args)
     files = {"model": model, "settings": settings}
     _require_true(
         "gen_settings",
         files,
         _call("gen_settings", files, ezkl.gen_settings, str(model), str(settings), py_run_args=py_args,
-              _extra={"py_run_args": run_args.model_dump(exclude_none=True)}),
+              _extra={"py_run_args": dict(run_args)}),
     )
     canonicalize_settings(settings)
+
+
+# calibrate_settings' own arguments; every other keyword of the installed ezkl's function is a
+# calibration option params.yaml may set (`calibration_options`)
+_CALIBRATE_POSITIONAL = ("data", "model", "settings", "target", "scales")
+
+
+def calibration_option_names() -> list[str]:
+    """The keyword options of the installed ezkl's calibrate_settings, read from its signature
+    (ezkl 23.0.5: lookup_safety_margin, scale_rebase_multiplier, max_logrows)."""
+    import inspect
+
+    import ezkl
+
+    try:
+        names = list(inspect.signature(ezkl.calibrate_settings).parameters)
+    except (TypeError, ValueError):  # no text signature: the options ezkl 23 documents
+        names = ["lookup_safety_margin", "scale_rebase_multiplier", "max_logrows"]
+    return [n for n in names if n not in _CALIBRATE_POSITIONAL]
 
 
 def calibrate_settings(
     data: Path, model: Path, settings: Path, target: str, scales: list[int] | None,
     scale_rebase_multiplier: list[int] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
+    """``options``: params.yaml's calibration_options (names from calibration_option_names);
+    ``scale_rebase_multiplier`` overrides the option of that name (chunked models pin it)."""
     import ezkl
 
     files = {"data": data, "model": model, "settings": settings}
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(options or {})
     if scale_rebase_multiplier is not None:
         extra["scale_rebase_multiplier"] = scale_rebase_multiplier
     _require_true(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, MissingFileError, NotFoundError
 
@@ -34,9 +34,12 @@ def check_name(value: str, what: str) -> str:
 
 
 class RunArgs(BaseModel):
-    """The subset of ezkl's PyRunArgs we set, every visibility explicit."""
+    """ezkl's PyRunArgs as params.yaml gives them: the three visibilities always explicit, and any
+    other field of the installed ezkl's PyRunArgs (num_inner_cols, lookup_range, decomp_base,
+    decomp_legs, scale_rebase_multiplier, bounded_log_lookup, check_mode, epsilon, variables, ...),
+    checked against ezkl itself: an unknown name or a value ezkl refuses is an error naming it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
     input_visibility: Visibility
     output_visibility: Visibility
@@ -62,6 +65,18 @@ class RunArgs(BaseModel):
             raise ValueError("param_visibility 'public' is rejected by ezkl; use fixed or private")
         return v
 
+    @model_validator(mode="after")
+    def _ezkl_accepts(self) -> RunArgs:
+        if self.model_extra:
+            from .ezkl_adapter import py_run_args
+
+            py_run_args(self.model_extra)  # ValueError names the field and what ezkl said
+        return self
+
+    def for_ezkl(self) -> dict[str, Any]:
+        """The fields to set on ezkl's PyRunArgs (the unset ones keep ezkl's defaults)."""
+        return self.model_dump(exclude_none=True)
+
 
 class ModelParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +87,22 @@ class ModelParams(BaseModel):
     run_args: RunArgs
     calibration_target: Literal["resources", "accuracy"] = "resources"
     scales: list[int] | None = None
+    # keyword options of ezkl's calibrate_settings (max_logrows, lookup_safety_margin,
+    # scale_rebase_multiplier with ezkl 23), names checked against the installed ezkl
+    calibration_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("calibration_options")
+    @classmethod
+    def _calibration_options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if v:
+            from .ezkl_adapter import calibration_option_names, version
+
+            known = calibration_option_names()
+            unknown = sorted(set(v) - set(known))
+            if unknown:
+                raise ValueError(f"ezkl {version()}'s calibrate_settings has no option "
+                                 f"{unknown[0]!r}; it has: {', '.join(known)}")
+        return v
 
 
 LinkMode = Literal["polycommit", "hashed"]

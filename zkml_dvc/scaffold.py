@@ -73,6 +73,7 @@ def init(
                              visibility, strict=True)),
         "calibration_target": "resources",
         "scales": None,
+        "calibration_options": {},
     }
     if scale is not None and chunks is None:
         raise InputError("--scale applies to chunked models only", "Add --chunks N, or drop --scale.")

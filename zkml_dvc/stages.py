@@ -132,7 +132,7 @@ def _settings(project: Project, lay: ModelLayout) -> None:
     onnx = Path(mp.onnx)
     inspect_model(onnx)  # a clear error for a bad model before ezkl sees it
     with outputs(lay.settings_gen) as (tmp,):
-        ezkl_adapter.gen_settings(onnx, tmp, mp.run_args)
+        ezkl_adapter.gen_settings(onnx, tmp, mp.run_args.for_ezkl())
 
 
 def _calibrate(project: Project, lay: ModelLayout) -> None:
@@ -142,7 +142,8 @@ def _calibrate(project: Project, lay: ModelLayout) -> None:
         raise MissingFileError(data, "calibration data", "Check `calibration:` in params.yaml.")
     with atomic_path(lay.settings) as tmp:
         shutil.copyfile(lay.settings_gen, tmp)
-        ezkl_adapter.calibrate_settings(data, Path(mp.onnx), tmp, mp.calibration_target, mp.scales)
+        ezkl_adapter.calibrate_settings(data, Path(mp.onnx), tmp, mp.calibration_target, mp.scales,
+                                        options=mp.calibration_options)
 
 
 def _compile(project: Project, lay: ModelLayout) -> None:

@@ -122,3 +122,34 @@ def test_a_project_may_have_only_chunked_models_but_not_none():
     raw["chunked"] = {}
     with pytest.raises(errors.InputError, match="no model: `models:` and `chunked:` are both empty"):
         parse_params(raw, "params.yaml")
+
+
+def test_any_ezkl_run_arg_is_accepted_and_checked_by_ezkl_itself():
+    raw = _raw()
+    ra = raw["models"]["mlp"]["run_args"]
+    ra.update(num_inner_cols=1, lookup_range=[-1000, 1000], check_mode="unsafe",
+              variables=[["batch_size", 1]], decomp_legs=3)
+    args = parse_params(raw, "params.yaml").models["mlp"].run_args
+    assert args.for_ezkl()["lookup_range"] == [-1000, 1000]
+    assert args.for_ezkl()["input_visibility"] == ra["input_visibility"]
+    ra["num_inner_colz"] = 2
+    with pytest.raises(errors.InputError, match=r"has no run arg 'num_inner_colz'.*num_inner_cols"):
+        parse_params(raw, "params.yaml")
+    del ra["num_inner_colz"]
+    ra["num_inner_cols"] = "two"
+    with pytest.raises(errors.InputError, match=r"run_args.*ezkl refuses run arg num_inner_cols='two'"):
+        parse_params(raw, "params.yaml")
+    ra["num_inner_cols"] = 1
+    ra["check_mode"] = "bogus"
+    with pytest.raises(errors.InputError, match="check_mode"):
+        parse_params(raw, "params.yaml")
+
+
+def test_calibration_options_are_ezkls_own():
+    raw = _raw()
+    raw["models"]["mlp"]["calibration_options"] = {"max_logrows": 16, "lookup_safety_margin": 2}
+    assert parse_params(raw, "params.yaml").models["mlp"].calibration_options["max_logrows"] == 16
+    raw["models"]["mlp"]["calibration_options"] = {"max_log_rows": 16}
+    with pytest.raises(errors.InputError,
+                       match=r"no option 'max_log_rows'.*lookup_safety_margin.*max_logrows"):
+        parse_params(raw, "params.yaml")

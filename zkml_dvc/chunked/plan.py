@@ -92,7 +92,7 @@ def balance(costs: list[int], parts: int) -> list[int]:
 
 
 def _rows(onnx_path: Path, settings: Path, run_args: RunArgs) -> int:
-    ezkl_adapter.gen_settings(onnx_path, settings, run_args)
+    ezkl_adapter.gen_settings(onnx_path, settings, run_args.for_ezkl())
     return int(read_json(settings, "settings")["num_rows"])
 
 
@@ -120,10 +120,11 @@ def choose_boundaries(src: Path, cp: ChunkedModelParams, work: Path) -> tuple[li
     if cp.chunks == 1:
         return [], "single chunk"
     edges = [first, *cands, last]
-    probe = RunArgs(input_visibility="public", output_visibility="public",
-                    param_visibility=cp.run_args.param_visibility,
-                    input_scale=cp.scales[0] if cp.scales else None,
-                    param_scale=cp.scales[0] if cp.scales else None)
+    probe = RunArgs(**{**(cp.run_args.model_extra or {}),  # the user's other ezkl run args
+                       "input_visibility": "public", "output_visibility": "public",
+                       "param_visibility": cp.run_args.param_visibility,
+                       "input_scale": cp.scales[0] if cp.scales else None,
+                       "param_scale": cp.scales[0] if cp.scales else None})
     costs = []
     for i in range(len(edges) - 1):
         piece = work / f"piece{i}.onnx"
@@ -179,12 +180,14 @@ def make_plan(name: str, cp: ChunkedModelParams, plan_dir: Path) -> ChunkPlan:
             settings = plan_dir / f"{i}.settings.json"
             extract(src, onnx_path, edges[i], edges[i + 1])
             vin, vout = visibilities(cp, i)
-            args = RunArgs(input_visibility=vin, output_visibility=vout,
-                           param_visibility=cp.run_args.param_visibility,
-                           input_scale=scale, param_scale=scale)
-            ezkl_adapter.gen_settings(onnx_path, settings, args)
+            args = RunArgs(**{**(cp.run_args.model_extra or {}),
+                              "input_visibility": vin, "output_visibility": vout,
+                              "param_visibility": cp.run_args.param_visibility,
+                              "input_scale": scale, "param_scale": scale})
+            ezkl_adapter.gen_settings(onnx_path, settings, args.for_ezkl())
             ezkl_adapter.calibrate_settings(data, onnx_path, settings, cp.calibration_target, [scale],
-                                            scale_rebase_multiplier=[1])
+                                            scale_rebase_multiplier=[1],
+                                            options=cp.calibration_options)
             s = read_json(settings, "settings")
             infos.append(ChunkInfo(
                 index=i, input_tensor=edges[i], output_tensor=edges[i + 1], input_visibility=vin,

@@ -72,7 +72,9 @@ def init(directory: Path, model: Path, input_path: Path, calibration: Path | Non
 @click.option("--model", help="Model name from params.yaml (default: default_model).")
 @click.option("--run-id", help="Run id (default: a new time-sortable id).")
 @click.option("--push/--no-push", "push", default=None,
-              help="Push to the remote at the end (default: if a remote is configured).")
+              help="Use the remote: fetch what it holds, push each stage's outputs and then "
+              "the run (default: if a remote is configured). --no-push: compute here, push "
+              "nothing.")
 @click.option("--chunks", type=click.IntRange(1, 16),
               help="Chunked models: prove in N linked chunks (written to params.yaml).")
 @click.option("--link", type=click.Choice(["polycommit", "hashed"]),
