@@ -40,8 +40,8 @@ def _model_lock(lock_text: str, keys: set[str]) -> dict[str, object]:
 
 
 def _srs_uploader(pointer_path: Path, store: Store) -> Callable[[str], None]:
-    """After a stage's outputs were pushed: once the model's SRS is pinned, upload it unless the
-    store has it, so another machine can continue this run's pipeline from the store."""
+    """After a stage's outputs were pushed: once the model's SRS is pinned, upload it (put skips
+    it if the store has it), so another machine can continue this run's pipeline from the store."""
     done = False
 
     def after(_stage: str) -> None:
@@ -49,13 +49,9 @@ def _srs_uploader(pointer_path: Path, store: Store) -> Callable[[str], None]:
         if done or not pointer_path.exists():
             return
         from . import srs as srs_mod
-        from .layout import srs_key
         from .stages import load_pointer
 
-        pointer = load_pointer(pointer_path)
-        head = store.head(srs_key(pointer.sha256))
-        if not (head and head.get("Metadata", {}).get("sha256") == pointer.sha256):
-            srs_mod.put(store, pointer)
+        srs_mod.put(store, load_pointer(pointer_path))
         done = True
 
     return after
