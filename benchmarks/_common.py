@@ -54,3 +54,38 @@ def make_project(parent: Path, name: str, env: dict[str, str], model: str = "mlp
 def scratch() -> tempfile.TemporaryDirectory[str]:
     (REPO / "build").mkdir(exist_ok=True)
     return tempfile.TemporaryDirectory(prefix="bench-", dir=REPO / "build")
+
+
+def make_mlp(width: int, dest: Path, depth: int = 3) -> tuple[Path, Path, Path]:
+    """A 64-in, 10-out ReLU MLP with ``depth`` hidden layers of ``width`` (seeded by width)."""
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(width)
+    dims = [64, *([width] * depth), 10]
+    nodes, inits, prev = [], [], "input"
+    for i in range(len(dims) - 1):
+        w = rng.normal(0, 1 / np.sqrt(dims[i]), (dims[i], dims[i + 1])).astype(np.float32)
+        b = rng.normal(0, 0.05, dims[i + 1]).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
+        out = "output" if i == len(dims) - 2 else f"h{i}"
+        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [out]))
+        if i < len(dims) - 2:
+            nodes.append(helper.make_node("Relu", [out], [f"r{i}"]))
+            out = f"r{i}"
+        prev = out
+    graph = helper.make_graph(
+        nodes, f"mlp{width}", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    dest.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, dest / "network.onnx")
+    x = rng.uniform(-1, 1, 64).tolist()
+    (dest / "input.json").write_text(json.dumps({"input_data": [x]}))
+    cal = rng.uniform(-1, 1, 64 * 8).tolist()
+    (dest / "calibration.json").write_text(json.dumps({"input_data": [cal]}))
+    return dest / "network.onnx", dest / "input.json", dest / "calibration.json"
