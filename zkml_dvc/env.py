@@ -6,7 +6,9 @@ when asked for (never at import time), so tests can set them per test.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # zkml-dvc's own variables
@@ -25,6 +27,10 @@ STAGE_QUIET = "ZKML_DVC_STAGE_QUIET"
 # clear on the network); loopback endpoints (the local store with `--http`) never need it.
 ALLOW_HTTP = "ZKML_DVC_ALLOW_HTTP"
 STORE_DIR = "ZKML_DVC_STORE_DIR"  # the local store's state directory; default: per user (data_dir)
+# bytes (or 2G, 800M) that setup/prove may assume free; default: measured (see estimate.py)
+MEMORY_LIMIT = "ZKML_DVC_MEMORY_LIMIT"
+# any non-empty value: setup/prove run even if the estimate exceeds the memory (`run --force`)
+IGNORE_MEMORY_ESTIMATE = "ZKML_DVC_IGNORE_MEMORY_ESTIMATE"
 
 # Standard AWS variables we read (and pass on to DVC/s3fs/boto3 unchanged)
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
@@ -68,6 +74,24 @@ def get_int(name: str, default: int) -> int:
 
 def flag(name: str) -> bool:
     return bool(get(name))
+
+
+@contextlib.contextmanager
+def scoped(name: str, value: str | None) -> Iterator[None]:
+    """Set (or, with None, leave alone) a variable for the length of a block: for what DVC's stage
+    processes inherit from this one."""
+    if value is None:
+        yield
+        return
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def cache_dir() -> Path:

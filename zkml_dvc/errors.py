@@ -117,6 +117,14 @@ class EzklError(PipelineError):
         )
 
 
+class CircuitUnsatisfiedError(PipelineError):
+    """ezkl's mock found constraints or lookups the witness does not satisfy (before keygen)."""
+
+
+class InsufficientMemoryError(ZkmlError):
+    """The cost estimate says keygen or proving would exceed this machine's available memory."""
+
+
 # The one table of exit codes (documented in docs/errors.md and in `zkml-dvc --help`).
 EXIT_CODES: dict[type[ZkmlError], int] = {
     InputError: 2,
@@ -128,6 +136,7 @@ EXIT_CODES: dict[type[ZkmlError], int] = {
     NotFoundError: 8,
     UntrustedSrsError: 9,
     UnauthenticatedError: 10,
+    InsufficientMemoryError: 11,
 }
 EXIT_INTERNAL = 1
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import env
-from .errors import EzklError, ProofInvalidError
+from .errors import CircuitUnsatisfiedError, EzklError, ProofInvalidError
 from .records import EzklCall
 
 _RECORDER: contextvars.ContextVar[list[EzklCall] | None] = contextvars.ContextVar(
@@ -276,6 +276,35 @@ def gen_witness(
         "gen_witness", files, ezkl.gen_witness, str(data), str(compiled), str(witness), **kwargs
     )
     return dict(result) if isinstance(result, dict) else {}
+
+
+_UNSATISFIED_RE = re.compile(r"^(Lookup|Constraint|Equality constraint|Cell|Shuffle|Permutation)"
+                             r"\b.*\bnot satisfied", re.MULTILINE)
+
+
+def mock(witness: Path, compiled: Path) -> None:
+    """ezkl's mock prover: check that ``witness`` satisfies the circuit, without keys or SRS.
+
+    Raises CircuitUnsatisfiedError naming how many lookups and constraints failed.
+    """
+    import ezkl
+
+    files = {"witness": witness, "compiled": compiled}
+    try:
+        with _ezkl_lock():
+            ok = ezkl.mock(str(witness), str(compiled))
+    except (RuntimeError, OSError) as exc:
+        kinds: dict[str, int] = {}
+        for m in _UNSATISFIED_RE.finditer(str(exc)):
+            kinds[m.group(1).lower()] = kinds.get(m.group(1).lower(), 0) + 1
+        found = ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in sorted(kinds.items()))
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CircuitUnsatisfiedError(
+            f"ezkl mock: the witness does not satisfy the circuit {_shown(compiled)} "
+            f"({found + ' not satisfied' if found else first})", "") from exc
+    if ok is not True:
+        raise CircuitUnsatisfiedError(f"ezkl mock returned {ok!r} for {_shown(compiled)}", "")
+    _record("mock", files)
 
 
 def setup(compiled: Path, vk: Path, pk: Path, srs: Path) -> None:

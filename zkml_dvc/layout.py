@@ -14,8 +14,9 @@ from .errors import ConfigError
 Category = Literal["inputs", "models", "circuits", "keys", "proofs", "reports"]
 
 # The ezkl steps in pipeline order: one DVC stage each (generated per model with foreach).
+# `mock` checks the circuit on the run's input before keygen (setup depends on its report).
 STAGES: tuple[str, ...] = (
-    "settings", "calibrate", "compile", "srs", "setup", "witness", "prove", "verify",
+    "settings", "calibrate", "compile", "mock", "srs", "setup", "witness", "prove", "verify",
 )
 
 
@@ -98,6 +99,11 @@ class ModelLayout:
         return self.base / "proofs" / "proof.json"
 
     @property
+    def mock_report(self) -> Path:
+        """ezkl mock's verdict on the circuit; a function of the circuit only (see stages._mock)."""
+        return self.base / "reports" / "mock.json"
+
+    @property
     def verify_report(self) -> Path:
         return self.base / "reports" / "verify.json"
 
@@ -116,6 +122,7 @@ class ModelLayout:
             "settings": [self.settings_gen, rec("settings")],
             "calibrate": [self.settings, rec("calibrate")],
             "compile": [self.compiled, self.fingerprint, rec("compile")],
+            "mock": [self.mock_report, rec("mock")],
             "srs": [self.srs_pointer, rec("srs")],
             "setup": [self.pk, self.vk, rec("setup")],
             "witness": [self.witness, rec("witness")],
@@ -137,6 +144,7 @@ _KINDS: dict[str, tuple[Category, bool]] = {
     "witness.json": ("proofs", True),
     "proof.json": ("proofs", False),
     "verify.json": ("reports", False),
+    "mock.json": ("reports", True),
     "plan": ("circuits", True),
 }
 

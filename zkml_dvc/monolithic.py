@@ -1,4 +1,4 @@
-"""The monolithic shape (see shape.py): one model, one circuit, the eight stages of stages.py."""
+"""The monolithic shape (see shape.py): one model, one circuit, the stages of layout.STAGES."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class Monolithic:
-    """One model, one circuit: the eight stages of layout.STAGES."""
+    """One model, one circuit: the stages of layout.STAGES."""
 
     def __init__(self, model: str, params: ModelParams | None = None) -> None:
         self.model = model
@@ -59,6 +59,9 @@ class Monolithic:
 
     def stage_keys(self) -> set[str]:
         return {self.model}
+
+    def calibrated_settings(self) -> tuple[str, Path]:
+        return f"calibrate@{self.model}", self.layout.settings
 
     def manifest_fields(self, project: Project, prove_times: dict[int, float]) -> dict[str, Any]:
         return {}

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from . import env
-from .errors import ConfigError, PipelineError, StoreError
+from .errors import (
+    CircuitUnsatisfiedError,
+    ConfigError,
+    InsufficientMemoryError,
+    PipelineError,
+    StoreError,
+    ZkmlError,
+)
 from .remote import REMOTE_NAME
 
 if TYPE_CHECKING:
@@ -239,8 +246,13 @@ def repro_targets(project: Project, targets: list[str], force: str | None = None
         except DvcException as exc:
             if isinstance(exc.__cause__, StoreError):
                 raise exc.__cause__ from None
-            detail = last_error.read_text().strip() if last_error.exists() else _dvc_reason(exc)
             failed = _failed_stage(str(exc)) or what
+            stage_error = _read_stage_error(last_error)
+            kind = _PASSED_THROUGH.get(str(stage_error.get("type")))
+            if kind is not None:  # its own exit code and remedy, not "a stage failed"
+                raise kind(f"stage {failed} failed: {stage_error['message']}",
+                           str(stage_error.get("remedy", ""))) from exc
+            detail = stage_error.get("one_line") or _dvc_reason(exc)
             raise PipelineError(
                 f"stage {failed} failed: {detail}",
                 "Fix the cause, then re-run `zkml-dvc run`: finished stages are not redone.",
@@ -295,10 +307,29 @@ def _failed_stage(message: str) -> str | None:
     return m.group(1) if m else None
 
 
-def record_stage_error(root: Path, message: str) -> None:
+# a stage's errors that `run` reports as themselves (their exit code and remedy), naming the stage
+_PASSED_THROUGH: dict[str, type[ZkmlError]] = {
+    cls.__name__: cls for cls in (CircuitUnsatisfiedError, InsufficientMemoryError)}
+
+
+def record_stage_error(root: Path, exc: ZkmlError) -> None:
+    """Leave a failed stage's error where `repro_targets` (in the process that ran DVC) finds it."""
+    import json
+
     path = root / LAST_ERROR
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(message + "\n")
+    path.write_text(json.dumps({"type": type(exc).__name__, "message": exc.message,
+                                "remedy": exc.remedy, "one_line": exc.one_line()}) + "\n")
+
+
+def _read_stage_error(path: Path) -> dict[str, str]:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def lock_outs(root: Path) -> dict[str, dict[str, Any]]:

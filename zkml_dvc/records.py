@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class EzklCall(BaseModel):
@@ -29,6 +29,8 @@ class StageRecord(BaseModel):
     ended: datetime
     duration_s: float
     ezkl_version: str
+    peak_rss_bytes: int | None = Field(
+        default=None, description="peak resident memory of the stage's process (keygen, proving)")
 
 
 class Check(BaseModel):

@@ -65,6 +65,9 @@ class Shape(Protocol):
         stage's outputs as it finishes); {chunk: prove seconds} of chunks proved on Ray."""
     def stage_records(self) -> list[tuple[str, Path]]: ...
     def stage_keys(self) -> set[str]: ...
+    def calibrated_settings(self) -> tuple[str, Path]:
+        """The stage that calibrates the circuit and the settings it writes (what `estimate`
+        reproduces and reads); InputError if the shape has no single circuit to estimate."""
     def manifest_fields(self, project: Project, prove_times: dict[int, float]) -> dict[str, Any]: ...
 
     # ---- restore side (the manifest is the source of truth) ----

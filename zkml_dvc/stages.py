@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +26,10 @@ from typing import TYPE_CHECKING
 
 from . import ezkl_adapter
 from . import srs as srs_mod
-from .errors import InputError, MissingFileError
+from .errors import CircuitUnsatisfiedError, InputError, MissingFileError
 from .fsutil import atomic_path, atomic_write_json, read_json, sha256_file
 from .layout import ModelLayout, check_stage
-from .onnx_model import check_input, inspect_model
+from .onnx_model import ModelFacts, check_input, inspect_model
 from .records import StageRecord
 
 if TYPE_CHECKING:
@@ -68,9 +69,19 @@ def run_stage(project: Project, stage: str, model: str, chunk: int | None = None
         ezkl_calls=calls, started=started, ended=ended,
         duration_s=round((ended - started).total_seconds(), 3),
         ezkl_version=ezkl_adapter.version(),
+        peak_rss_bytes=_peak_rss(),
     )
     atomic_write_json(project.root / lay.stage_record(stage), record.model_dump(mode="json"))
     return record
+
+
+def _peak_rss() -> int | None:
+    """This process's peak RSS (a stage is one `zkml-dvc stage` process run by DVC)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
 def fingerprint(onnx: Path, settings: Path) -> dict[str, str]:
@@ -114,13 +125,26 @@ def compile_from(onnx: Path, lay: ModelLayout) -> None:
     atomic_write_json(lay.fingerprint, fingerprint(onnx, lay.settings))
 
 
+def _memory_check(project: Project, lay: ModelLayout, stage: str) -> None:
+    """Refuse to start keygen or proving that the cost estimate says cannot fit in memory (a
+    process the kernel's OOM killer ends leaves no message). $ZKML_DVC_IGNORE_MEMORY_ESTIMATE
+    (what `run --force` sets) skips the check."""
+    from . import env, estimate
+
+    if env.flag(env.IGNORE_MEMORY_ESTIMATE) or lay.chunk is not None:
+        return
+    estimate.check_memory(estimate.for_model(project, lay.model), {stage})
+
+
 def setup(project: Project, lay: ModelLayout) -> None:
+    _memory_check(project, lay, "setup")
     srs_path = srs_file(project, lay)
     with outputs(lay.vk, lay.pk) as (vk, pk):
         ezkl_adapter.setup(lay.compiled, vk, pk, srs_path)
 
 
 def prove(project: Project, lay: ModelLayout) -> None:
+    _memory_check(project, lay, "prove")
     srs_path = srs_file(project, lay)
     with outputs(lay.proof) as (tmp,):
         ezkl_adapter.prove(lay.witness, lay.compiled, lay.pk, tmp, srs_path)
@@ -130,9 +154,27 @@ def prove(project: Project, lay: ModelLayout) -> None:
 def _settings(project: Project, lay: ModelLayout) -> None:
     _, mp = project.params.model(lay.model)
     onnx = Path(mp.onnx)
-    inspect_model(onnx)  # a clear error for a bad model before ezkl sees it
+    facts = inspect_model(onnx)  # a clear error for a bad model before ezkl sees it
+    run_args = mp.run_args.for_ezkl()
+    _check_variables(lay.model, facts, run_args.get("variables", [["batch_size", 1]]))
     with outputs(lay.settings_gen) as (tmp,):
-        ezkl_adapter.gen_settings(onnx, tmp, mp.run_args.for_ezkl())
+        ezkl_adapter.gen_settings(onnx, tmp, run_args)
+
+
+def _check_variables(model: str, facts: ModelFacts, variables: object) -> None:
+    """A symbolic dimension run_args.variables does not set fails in ezkl as "Undetermined symbol
+    in expression: <Sym0>"; name it, and the fix, instead."""
+    given = {str(v[0]) for v in variables if isinstance(v, (list, tuple)) and v} \
+        if isinstance(variables, (list, tuple)) else set()
+    symbolic = sorted({d for spec in facts.inputs for d in spec.shape
+                       if isinstance(d, str) and d not in given})
+    if symbolic:
+        pairs = ", ".join(f"[{name}, N]" for name in [*sorted(given), *symbolic])
+        raise InputError(
+            f"model {model}: {facts.path} has symbolic dimension(s) {', '.join(symbolic)} that "
+            "run_args.variables does not set",
+            f"Set them in params.yaml: models.{model}.run_args.variables: [{pairs}] "
+            "(N: the size to prove; docs/models.md).")
 
 
 def _calibrate(project: Project, lay: ModelLayout) -> None:
@@ -149,6 +191,40 @@ def _calibrate(project: Project, lay: ModelLayout) -> None:
 def _compile(project: Project, lay: ModelLayout) -> None:
     _, mp = project.params.model(lay.model)
     compile_from(Path(mp.onnx), lay)
+
+
+def _polycommitted(run_args: dict[str, object]) -> list[str]:
+    return [k for k in ("input_visibility", "output_visibility", "param_visibility")
+            if str(run_args.get(k, "")).lower() == "polycommit"]
+
+
+def _mock(project: Project, lay: ModelLayout) -> None:
+    """ezkl's mock on the run's input, before any keygen. The report it writes depends only on the
+    circuit (the fingerprint), so a new input re-runs mock (seconds) and leaves setup alone."""
+    _, mp = project.params.model(lay.model)
+    report = {"fingerprint_sha256": sha256_file(lay.fingerprint)}
+    committed = _polycommitted(mp.run_args.for_ezkl())
+    if committed:
+        # a polycommit witness holds KZG commitments made with the vk: none exists before setup
+        report.update(mock="skipped", reason=f"{', '.join(committed)} polycommit: the witness "
+                      "needs the verification key, which setup makes")
+    else:
+        check_input(inspect_model(Path(mp.onnx)), Path(mp.input))
+        with tempfile.TemporaryDirectory(prefix="zkml-dvc-mock-") as tmp:
+            witness = Path(tmp) / "witness.json"
+            ezkl_adapter.gen_witness(Path(mp.input), lay.compiled, witness)
+            try:
+                ezkl_adapter.mock(witness, lay.compiled)
+            except CircuitUnsatisfiedError as exc:
+                raise CircuitUnsatisfiedError(
+                    f"model {lay.model}: {exc.message}, for the input {mp.input}; no keygen ran",
+                    "The input's values fall outside what calibration measured: calibrate with "
+                    f"data that covers them ({mp.calibration}), or widen the lookup tables "
+                    "(calibration_options: lookup_safety_margin, ezkl's default 2: try 4, 8, "
+                    "16), or use another scale or larger logrows in params.yaml "
+                    "(docs/models.md).") from exc
+        report["mock"] = "passed"
+    atomic_write_json(lay.mock_report, report)
 
 
 def _srs(project: Project, lay: ModelLayout) -> None:
@@ -178,6 +254,7 @@ MONOLITHIC_STAGES: dict[str, StageFn] = {
     "settings": _settings,
     "calibrate": _calibrate,
     "compile": _compile,
+    "mock": _mock,
     "srs": _srs,
     "setup": setup,
     "witness": _witness,

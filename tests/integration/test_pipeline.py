@@ -26,13 +26,16 @@ def git(root: Path, *args: str) -> str:
 def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     res = cli("run", "--run-id", "r1", "--no-push", cwd=project)
     assert res.returncode == 0, res.stderr
-    assert "run r1: model mlp, 8 of 8 stages ran, proof verified; tag runs/testproj/r1" in res.stdout
+    assert "run r1: model mlp, 9 of 9 stages ran, proof verified; tag runs/testproj/r1" in res.stdout
     ref, m = load_manifest(project, "r1")
     assert ref.tag == "runs/testproj/r1"
     assert m.tools.ezkl == "23.0.5" and m.tools.ezkl_key_format == "raw-bytes"
     assert m.srs.logrows <= 15 and m.srs.source == "local" and m.srs.insecure
     assert [s.stage for s in m.stages] == list(STAGES) and all(s.ran for s in m.stages)
-    assert m.stages[4].ezkl_calls[0].function == "setup"
+    by_stage = {s.stage: s for s in m.stages}
+    assert [c.function for c in by_stage["mock"].ezkl_calls] == ["gen_witness", "mock"]
+    assert by_stage["setup"].ezkl_calls[0].function == "setup"
+    assert by_stage["setup"].peak_rss_bytes and by_stage["prove"].peak_rss_bytes
     assert m.model_facts.opset == 13 and m.model_facts.parameter_count == 4 * 8 + 8 + 8 * 2 + 2
     assert m.model_facts.inputs[0].shape == [1, 4] and m.model_facts.inputs[0].dtype == "float"
     assert m.params["model"]["run_args"]["param_visibility"] == "fixed"
@@ -57,7 +60,7 @@ def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     assert "r2" not in git(project, "tag")
     assert git(project, "status", "--porcelain") == ""
     res2 = cli("run", "--run-id", "r2", "--no-push", "--force", cwd=project)
-    assert "0 of 8 stages ran" in res2.stdout, res2.stdout + res2.stderr
+    assert "0 of 9 stages ran" in res2.stdout, res2.stdout + res2.stderr
     _, m2 = load_manifest(project, "r2")
     assert not any(s.ran for s in m2.stages)
 
@@ -146,7 +149,7 @@ def test_init_and_run_on_a_model_not_among_the_examples(tmp_path: Path):
     (root / "params.yaml").write_text(params)
     res = cli("run", "--no-push", cwd=root)
     assert res.returncode == 0, res.stderr
-    assert "8 of 8 stages ran, proof verified" in res.stdout
+    assert "9 of 9 stages ran, proof verified" in res.stdout
 
 
 # ---- bad input ---------------------------------------------------------------------------------

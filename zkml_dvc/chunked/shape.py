@@ -91,6 +91,11 @@ class Chunked:
     def stage_keys(self) -> set[str]:
         return {self.model, *(chunk_key(self.model, i) for i in range(self.chunks))}
 
+    def calibrated_settings(self) -> tuple[str, Path]:
+        raise InputError(f"model {self.model} is chunked: `estimate` covers monolithic models",
+                         "Estimate one chunk by declaring its ONNX file (artifacts/"
+                         f"{self.model}/chunks/plan/N.onnx) as a model of its own.")
+
     def manifest_fields(self, project: Project, prove_times: dict[int, float]) -> dict[str, Any]:
         from .plan import load_plan
         from .reproduce import chunk_entries

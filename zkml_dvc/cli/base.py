@@ -6,7 +6,7 @@ the error handling and the helpers they share.
 Exit codes (also in docs/errors.md):
   0 success            2 bad input or usage    3 proof invalid       4 integrity failure
   5 store error        6 configuration error   7 pipeline failure    8 not found
-  9 untrusted SRS      10 unauthenticated manifest
+  9 untrusted SRS      10 unauthenticated manifest   11 not enough memory (the estimate)
   1 internal error (a bug: please report it with the -v output)
 """
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 EPILOG = """\b
 Exit codes: 0 ok, 2 bad input, 3 proof invalid, 4 integrity failure,
 5 store error, 6 configuration error, 7 pipeline failure, 8 not found,
-9 untrusted SRS, 10 unauthenticated manifest.
+9 untrusted SRS, 10 unauthenticated manifest, 11 not enough memory.
 Docs: docs/ in the repository (errors.md lists every error and its fix)."""
 
 

@@ -1,4 +1,4 @@
-"""`zkml-dvc init`, `run`, `stage`, `chunks`, `runs`, `show`, `diff`."""
+"""`zkml-dvc init`, `run`, `stage`, `chunks`, `runs`, `show`, `estimate`, `diff`."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def init(directory: Path, model: Path, input_path: Path, calibration: Path | Non
               "user.signingkey).")
 @click.option("--signing-key", type=click.Path(path_type=Path), help="SSH private key for --sign.")
 @click.option("--force", is_flag=True, help="Record a new run even if an existing run already "
-              "records this exact state (same dvc.lock for the model).")
+              "records this exact state (same dvc.lock for the model), and start setup/prove "
+              "even if the cost estimate says they exceed the available memory.")
 def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | None,
         link: str | None, ray_address: str | None, sign: bool, signing_key: Path | None,
         force: bool) -> None:
@@ -100,6 +101,10 @@ def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | 
     recomputed (a fresh clone runs no ezkl stage; a new input runs witness, prove and verify), and
     each stage's outputs are pushed as soon as it succeeds. If nothing changed since an existing
     run, that run is named and no new one is recorded (--force records one).
+
+    Before any keygen, the `mock` stage checks the circuit on the input with ezkl's mock (exit 7
+    if the input does not satisfy it), and setup/prove refuse to start (exit 11) when the cost
+    estimate (`zkml-dvc estimate`) exceeds the available memory (--force tries anyway).
 
     \b
     Examples:
@@ -146,9 +151,9 @@ def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | 
 def stage(ctx: click.Context, name: str, model: str, chunk: int | None) -> None:
     """Run one pipeline stage (called by DVC from dvc.yaml).
 
-    NAME is one of: settings, calibrate, compile, srs, setup, witness, prove, verify; for chunked
-    models chunk_plan and chunk_verify (per model) and chunk_compile, chunk_setup, chunk_witness,
-    chunk_prove (per chunk, with --chunk).
+    NAME is one of: settings, calibrate, compile, mock, srs, setup, witness, prove, verify; for
+    chunked models chunk_plan and chunk_verify (per model) and chunk_compile, chunk_setup,
+    chunk_witness, chunk_prove (per chunk, with --chunk).
 
     \b
     Examples (what `dvc repro` runs):
@@ -165,7 +170,7 @@ def stage(ctx: click.Context, name: str, model: str, chunk: int | None) -> None:
     try:
         run_stage(proj, name, model, chunk)
     except ZkmlError as exc:
-        record_stage_error(proj.root, exc.one_line())
+        record_stage_error(proj.root, exc)
         if env.flag(env.STAGE_QUIET) and not ctx.obj.get("verbose"):
             sys.exit(exit_code_for(exc))  # `zkml-dvc run` reports it once, naming the stage
         raise
@@ -278,6 +283,51 @@ def show(run_id: str, as_json: bool) -> None:
     for a in m.artifacts:
         at.add_row(a.path, a.category, str(a.size), a.sha256[:16], "yes" if a.reproducible else "no")
     con.print(at)
+
+
+@main.command()
+@click.option("--model", help="Model name from params.yaml (default: default_model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
+def estimate(model: str | None, as_json: bool) -> None:
+    """Predict a model's proving cost before any keygen.
+
+    Runs the model's settings and calibrate stages (as `dvc repro calibrate@MODEL` would; seconds,
+    no keygen), then predicts from the calibrated settings the proving and verification key
+    sizes, setup and prove time and peak memory on this machine. Key sizes are scaled from a
+    measured circuit of the same shape (this project's runs, else the measurements shipped with
+    zkml-dvc); times are fitted and corrected by this project's past runs. `run` refuses to start
+    setup or prove whose predicted peak exceeds the available memory (exit 11; --force tries).
+
+    \b
+    Examples:
+      zkml-dvc estimate --model digits
+      zkml-dvc estimate --json
+    """
+    from ..estimate import estimate_model
+
+    est, free, where = estimate_model(project(), model)
+    if as_json:
+        click.echo(json.dumps({**est.model_dump(), "available_memory": free,
+                               "available_memory_source": where}, indent=2))
+        return
+    from rich.table import Table
+
+    def mb(n: int) -> str:
+        return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.2f} GB"
+
+    table = Table("estimate", "model " + est.model, title=f"logrows {est.logrows}, "
+                  f"{est.num_rows:,} rows used")
+    table.add_row("proving key", mb(est.pk_bytes))
+    table.add_row("verification key", mb(est.vk_bytes))
+    table.add_row("setup (keygen)", f"{est.setup_s:.1f} s, peak {mb(est.setup_peak_rss)}")
+    table.add_row("prove", f"{est.prove_s:.1f} s, peak {mb(est.prove_peak_rss)}")
+    table.add_row("memory available", f"{mb(free)} ({where})")
+    console().print(table)
+    fits = "fits" if est.peak_rss <= free else "does NOT fit: `run` will refuse (exit 11)"
+    own = (f"times x{est.time_factor} and memory x{est.memory_factor} as this project's runs "
+           "measured" if (est.time_factor, est.memory_factor) != (1.0, 1.0) else
+           "times and memory as fitted (no run of this project to refine them yet)")
+    click.echo(f"peak {mb(est.peak_rss)} {fits}; key sizes from {est.basis}; {own}")
 
 
 @main.command()
