@@ -65,11 +65,11 @@ def check(name: str, base: Path, env: dict[str, str]) -> list[dict[str, object]]
             for k in measured]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default=",".join(DEFAULT))
     ap.add_argument("--json", type=Path, help="also write the rows here")
-    opts = ap.parse_args()
+    opts = ap.parse_args(argv)
     rows: list[dict[str, object]] = []
     with scratch() as tmp:
         env = bench_env(Path(tmp))
@@ -83,6 +83,12 @@ def main() -> None:
     print(f"{met} of {len(rows)} figures within 30%")
     if opts.json:
         opts.json.write_text(json.dumps(rows, indent=1) + "\n")
+    figures: dict[str, float] = {}
+    for figure in ("pk bytes", "setup s", "prove s", "peak RSS"):
+        ratios = [float(r["ratio"]) for r in rows if r["figure"] == figure]  # type: ignore[arg-type]
+        figures[f"estimate/measured {figure} (min)"] = min(ratios)
+        figures[f"estimate/measured {figure} (max)"] = max(ratios)
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Every figure the project tracks, in one run: overhead, transfer ratios, clean-room bytes and
-chunked proving (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs: the longest part).
+"""Every figure the project tracks, in one run: overhead, transfer ratios, clean-room bytes,
+chunked proving (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs: the longest part) and
+the cost estimate against measured runs.
 
 Run: make bench   (or .venv/bin/python benchmarks/run_all.py)
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chunked  # noqa: E402
 import cleanroom  # noqa: E402
+import estimate_check  # noqa: E402
 import overhead  # noqa: E402
 import transfer  # noqa: E402
 
@@ -22,6 +24,8 @@ def main() -> None:
                       ("chunked", chunked)):
         print(f"\n== {name}")
         figures.update(mod.main())
+    print("\n== estimate")
+    figures.update(estimate_check.main([]))
     print("\n== summary")
     for k, v in figures.items():
         print(f"{k:40s} {v:10.3f}")

@@ -14,9 +14,11 @@ from .errors import ConfigError
 Category = Literal["inputs", "models", "circuits", "keys", "proofs", "reports"]
 
 # The ezkl steps in pipeline order: one DVC stage each (generated per model with foreach).
-# `mock` checks the circuit on the run's input before keygen (setup depends on its report).
+# `mock` checks the circuit on the run's input before keygen (setup depends on its report);
+# `metrics` (not an ezkl step) writes the run's DVC metrics.
 STAGES: tuple[str, ...] = (
     "settings", "calibrate", "compile", "mock", "srs", "setup", "witness", "prove", "verify",
+    "metrics",
 )
 
 
@@ -104,6 +106,21 @@ class ModelLayout:
         return self.base / "reports" / "mock.json"
 
     @property
+    def metrics(self) -> Path:
+        """The run's DVC metrics (git-tracked: `cache: false` in dvc.yaml)."""
+        return self.base / "reports" / "metrics.json"
+
+    @property
+    def plot_stage_seconds(self) -> Path:
+        """DVC plot data: one row per stage with its seconds (`dvc plots diff` across runs)."""
+        return self.base / "reports" / "plots" / "stage_seconds.json"
+
+    @property
+    def plot_accuracy(self) -> Path:
+        """DVC plot data: the scale against the proved output's error and the pk size."""
+        return self.base / "reports" / "plots" / "accuracy.json"
+
+    @property
     def verify_report(self) -> Path:
         return self.base / "reports" / "verify.json"
 
@@ -128,6 +145,7 @@ class ModelLayout:
             "witness": [self.witness, rec("witness")],
             "prove": [self.proof, rec("prove")],
             "verify": [self.verify_report, rec("verify")],
+            "metrics": [self.metrics, self.plot_stage_seconds, self.plot_accuracy, rec("metrics")],
         }
 
 
@@ -145,12 +163,20 @@ _KINDS: dict[str, tuple[Category, bool]] = {
     "proof.json": ("proofs", False),
     "verify.json": ("reports", False),
     "mock.json": ("reports", True),
+    "metrics.json": ("reports", False),
     "plan": ("circuits", True),
 }
 
 
+def git_tracked(path: Path) -> bool:
+    """Whether an output is one DVC does not cache (`cache: false` in the dvc.yaml template): the
+    run's metrics and plot data, committed to git with each run, never DVC objects in the store."""
+    return (path.name == "metrics.json" and path.parent.name == "reports") or \
+        path.parent.name == "plots"
+
+
 def classify(path: Path) -> tuple[Category, bool]:
-    if path.parent.name == "stages":
+    if path.parent.name in ("stages", "plots"):
         return "reports", False
     if path.name in _KINDS:
         return _KINDS[path.name]

@@ -123,6 +123,12 @@ def stage_name(stage: str, model: str) -> str:
     return f"{stage}@{model}"
 
 
+def final_stage(project: Project, model: str) -> str:
+    """The model's last stage: `metrics`, or `verify` in a project whose dvc.yaml predates it."""
+    data = yaml.safe_load((project.root / "dvc.yaml").read_text()) or {}
+    return stage_name("metrics" if "metrics" in (data.get("stages") or {}) else "verify", model)
+
+
 @dataclass
 class Sync:
     """What a run exchanged with the store while DVC reproduced its stages (``repro_targets`` with
@@ -138,9 +144,9 @@ class Sync:
 
 def repro(project: Project, model: str, force_stage: str | None = None,
           sync: Sync | None = None) -> None:
-    """Reproduce ``model``'s pipeline up to `verify`; with ``force_stage``, re-run that stage
+    """Reproduce ``model``'s pipeline up to its final stage; with ``force_stage``, re-run that stage
     (and so everything after it) even if DVC thinks it is up to date."""
-    repro_targets(project, [stage_name("verify", model)],
+    repro_targets(project, [final_stage(project, model)],
                   stage_name(force_stage, model) if force_stage else None,
                   what=f"pipeline of {model}", sync=sync)
 
@@ -395,7 +401,7 @@ def _dvc_reason(exc: BaseException) -> str:
 def status_clean(project: Project, model: str) -> bool:
     """True if nothing in the model's pipeline would re-run."""
     with project.dvc() as repo:
-        return not repo.status(targets=[stage_name("verify", model)], with_deps=True)
+        return not repo.status(targets=[final_stage(project, model)], with_deps=True)
 
 
 def push_rev(project: Project, commit: str, at_head: bool) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from . import env, pipeline, runs
 from .errors import ConfigError, InputError
 from .fsutil import read_json, sha256_file
-from .layout import ModelLayout, classify, dvc_object_key
+from .layout import ModelLayout, classify, dvc_object_key, git_tracked
 from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
 from .onnx_model import check_input, inspect_model
 from .project import Project
@@ -117,10 +117,11 @@ def _artifacts(root: Path, inputs: list[str], keys: set[str]) -> list[ArtifactEn
                     stage=info["stage"], object_key=dvc_object_key(fmd5),
                 ))
             continue
+        in_store = not git_tracked(Path(rel))
         entries.append(ArtifactEntry(
             path=rel, category=category, sha256=sha256_file(p), md5=md5,
             size=p.stat().st_size, reproducible=reproducible, stage=info["stage"],
-            object_key=dvc_object_key(md5) if md5 else None,
+            object_key=dvc_object_key(md5) if md5 and in_store else None,
         ))
     return entries
 
@@ -128,8 +129,8 @@ def _artifacts(root: Path, inputs: list[str], keys: set[str]) -> list[ArtifactEn
 def _stage_runs(root: Path, records: list[tuple[str, Path]], started: datetime) -> list[StageRun]:
     out = []
     for stage, path in records:
-        if stage == "mock" and not (root / path).exists():
-            continue  # a project whose dvc.yaml predates the mock stage
+        if stage in ("mock", "metrics") and not (root / path).exists():
+            continue  # a project whose dvc.yaml predates the stage
         rec = StageRecord.model_validate(read_json(root / path, "stage record"))
         out.append(StageRun(**{**rec.model_dump(), "stage": stage}, ran=rec.started >= started))
     return out

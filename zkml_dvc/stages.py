@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import ezkl_adapter
+from . import ezkl_adapter, progress
 from . import srs as srs_mod
 from .errors import CircuitUnsatisfiedError, InputError, MissingFileError
 from .fsutil import atomic_path, atomic_write_json, read_json, sha256_file
@@ -60,10 +60,11 @@ def run_stage(project: Project, stage: str, model: str, chunk: int | None = None
     shape = project.shape(model)
     fn, lay = shape.stage(stage, chunk)
     started = datetime.now(UTC)
-    with contextlib.chdir(project.root), ezkl_adapter.recording() as calls:
+    where = f"--model {shape.model}" + (f" --chunk {chunk}" if chunk is not None else "")
+    with contextlib.chdir(project.root), ezkl_adapter.recording() as calls, \
+            progress.elapsed_line(_progress_label(project.root, stage, lay)):
         fn(project, lay)
     ended = datetime.now(UTC)
-    where = f"--model {shape.model}" + (f" --chunk {chunk}" if chunk is not None else "")
     record = StageRecord(
         stage=stage, model=shape.model, command=f"zkml-dvc stage {stage} {where}",
         ezkl_calls=calls, started=started, ended=ended,
@@ -82,6 +83,16 @@ def _peak_rss() -> int | None:
     except ImportError:  # not on POSIX
         return None
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+
+def _progress_label(root: Path, stage: str, lay: ModelLayout) -> str:
+    """``setup@mlp (logrows 15)``: what the elapsed-time line of a long stage names."""
+    name = f"{stage}@{lay.model}" + (f" chunk {lay.chunk}" if lay.chunk is not None else "")
+    try:
+        logrows = json.loads((root / lay.settings).read_text())["run_args"]["logrows"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return name
+    return f"{name} (logrows {logrows})"
 
 
 def fingerprint(onnx: Path, settings: Path) -> dict[str, str]:
@@ -250,6 +261,17 @@ def _verify(project: Project, lay: ModelLayout) -> None:
     })
 
 
+def _metrics(project: Project, lay: ModelLayout) -> None:
+    from . import metrics
+
+    _, mp = project.params.model(lay.model)
+    collected = metrics.collect(Path("."), lay, mp)
+    stage_seconds, accuracy = metrics.plot_rows(collected)
+    atomic_write_json(lay.plot_stage_seconds, stage_seconds)
+    atomic_write_json(lay.plot_accuracy, accuracy)
+    atomic_write_json(lay.metrics, collected)
+
+
 MONOLITHIC_STAGES: dict[str, StageFn] = {
     "settings": _settings,
     "calibrate": _calibrate,
@@ -260,4 +282,5 @@ MONOLITHIC_STAGES: dict[str, StageFn] = {
     "witness": _witness,
     "prove": prove,
     "verify": _verify,
+    "metrics": _metrics,
 }

@@ -113,6 +113,7 @@ def test_cold_start_clean_room_and_resume_on_o3(live: Live, tmp_path: Path) -> N
               env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     manifest = json.loads((other / "artifacts/mlp/reports/manifest.json").read_text())
-    assert {s["stage"] for s in manifest["stages"] if s["ran"]} <= {"mock", "witness", "prove", "verify"}
+    ran = {s["stage"] for s in manifest["stages"] if s["ran"]}
+    assert ran <= {"mock", "witness", "prove", "verify", "metrics"}, ran
     res = cli(*VERIFY, "live2", cwd=other, env=env)
     assert res.returncode == 0, res.stdout + res.stderr

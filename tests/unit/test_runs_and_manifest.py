@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from zkml_dvc import errors
-from zkml_dvc.layout import ModelLayout
+from zkml_dvc.layout import ModelLayout, git_tracked
 from zkml_dvc.manifest import ArtifactEntry, Manifest, json_schema, parse_manifest
 from zkml_dvc.runs import diff, new_run_id, tag_name, validate_run_id
 from zkml_dvc.store import SAFE_KEY_RE
@@ -93,5 +93,13 @@ def test_dvc_yaml_matches_layout_and_template():
     stages = yaml.safe_load(template)["stages"]
     lay = ModelLayout("${key}")
     for stage, outs in lay.outputs().items():
-        assert stages[stage]["do"]["outs"] == [str(p) for p in outs], stage
+        # metrics (cache: false) are declared under `metrics:`, the rest under `outs:`
+        do = stages[stage]["do"]
+        declared = [*do.get("metrics", []), *do.get("plots", []), *do["outs"]]
+        names = [next(iter(d)) if isinstance(d, dict) else d for d in declared]
+        assert sorted(names) == sorted(str(p) for p in outs), stage
+        for d in declared:
+            path = next(iter(d)) if isinstance(d, dict) else d
+            untracked = isinstance(d, dict) and d[path].get("cache") is False
+            assert untracked == git_tracked(Path(path)), path
         assert stages[stage]["do"]["cmd"] == f"zkml-dvc stage {stage} --model ${{key}}"

@@ -151,9 +151,9 @@ def run(model: str | None, run_id: str | None, push: bool | None, chunks: int | 
 def stage(ctx: click.Context, name: str, model: str, chunk: int | None) -> None:
     """Run one pipeline stage (called by DVC from dvc.yaml).
 
-    NAME is one of: settings, calibrate, compile, mock, srs, setup, witness, prove, verify; for
-    chunked models chunk_plan and chunk_verify (per model) and chunk_compile, chunk_setup,
-    chunk_witness, chunk_prove (per chunk, with --chunk).
+    NAME is one of: settings, calibrate, compile, mock, srs, setup, witness, prove, verify,
+    metrics; for chunked models chunk_plan and chunk_verify (per model) and chunk_compile,
+    chunk_setup, chunk_witness, chunk_prove (per chunk, with --chunk).
 
     \b
     Examples (what `dvc repro` runs):
@@ -334,10 +334,11 @@ def estimate(model: str | None, as_json: bool) -> None:
 @click.argument("run_a")
 @click.argument("run_b")
 def diff(run_a: str, run_b: str) -> None:
-    """Compare two runs artifact by artifact.
+    """Compare two runs artifact by artifact, then metric by metric.
 
     Differences in proof bytes are expected randomness; a different vk, pk, settings or witness is
-    a real change.
+    a real change. The metrics table lists each metric of reports/metrics.json (proof cost, stage
+    seconds, peak memory, output error) that differs, with the relative change.
 
     \b
     Example:
@@ -355,5 +356,16 @@ def diff(run_a: str, run_b: str) -> None:
     for c in do_diff(a, b):
         table.add_row(c.path, c.kind, (c.sha_a or "-")[:12], (c.sha_b or "-")[:12])
     console().print(table)
+    from ..metrics import changes, of_run
+
+    changed = changes(of_run(root, run_a), of_run(root, run_b))
+    if changed:
+        mt = Table("metric", run_a, run_b, "change")
+        for name, va, vb in changed:
+            delta = ""
+            if isinstance(va, int | float) and isinstance(vb, int | float) and va:
+                delta = f"{(vb - va) / abs(va):+.1%}"
+            mt.add_row(name, "-" if va is None else str(va), "-" if vb is None else str(vb), delta)
+        console().print(mt)
 
 
