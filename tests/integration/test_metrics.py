@@ -68,3 +68,26 @@ def test_runs_write_metrics_that_dvc_reads_and_diffs_between_run_tags(project: P
     html = project / "plots-out"
     dvc(project, "plots", "diff", "runs/testproj/r1", "runs/testproj/r2", "-o", str(html))
     assert "vega" in (html / "index.html").read_text()
+
+
+def test_an_experiment_runs_unwrapped_and_is_promoted_to_a_run(project: Path) -> None:
+    """`dvc exp run -S` reproduces the pipeline through zkml-dvc's stages, `dvc exp show` compares
+    its metrics, and `zkml-dvc run` on the applied experiment records it as a run without
+    recomputing anything."""
+    dvc(project, "exp", "run", "-S", "models.mlp.scales=[9]", "-n", "scale9")
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(dvc(project, "exp", "show", "--csv"))))
+    mine = next(r for r in rows if r["Experiment"] == "scale9")
+    assert mine["input_scale"] == "9" and float(mine["output_error.max_abs"]) < 0.01, mine
+    assert mine["logrows"] == "15" and int(mine["bytes.pk"]) > 0, mine
+    res = cli("run", "--run-id", "scale9", "--no-push", cwd=project)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 of 10 stages ran" in res.stdout, res.stdout  # all computed by the experiment
+    committed = subprocess.run(["git", "show", f"runs/testproj/scale9:{LAY.metrics}"],
+                               cwd=project, capture_output=True, text=True, check=True).stdout
+    assert json.loads(committed)["input_scale"] == 9
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
+                            text=True, check=True).stdout
+    assert status == "", status  # params.yaml, dvc.lock and the metrics are in the run's commit
