@@ -26,6 +26,13 @@ class ZkmlError(Exception):
         return self.message
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none): what a one-line
+    error quotes of a library's multi-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class InputError(ZkmlError, ValueError):
     """Bad user input: a missing or corrupt file, a wrong shape, an unknown name."""
 

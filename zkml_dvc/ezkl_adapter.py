@@ -13,12 +13,13 @@ import contextlib
 import contextvars
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from . import env
-from .errors import CircuitUnsatisfiedError, EzklError, ProofInvalidError
+from .errors import CircuitUnsatisfiedError, EzklError, ProofInvalidError, first_line
 from .records import EzklCall
 
 _RECORDER: contextvars.ContextVar[list[EzklCall] | None] = contextvars.ContextVar(
@@ -101,7 +102,7 @@ def _call(step: str, files: Mapping[str, Path | str], fn: Any, *args: Any,
             _record(step, files, **(_extra or {}))
         return result
     except (RuntimeError, OSError, ValueError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise EzklError(step, {k: _shown(v) for k, v in files.items()}, detail) from exc
 
 
@@ -294,14 +295,11 @@ def mock(witness: Path, compiled: Path) -> None:
         with _ezkl_lock():
             ok = ezkl.mock(str(witness), str(compiled))
     except (RuntimeError, OSError) as exc:
-        kinds: dict[str, int] = {}
-        for m in _UNSATISFIED_RE.finditer(str(exc)):
-            kinds[m.group(1).lower()] = kinds.get(m.group(1).lower(), 0) + 1
+        kinds = Counter(m.group(1).lower() for m in _UNSATISFIED_RE.finditer(str(exc)))
         found = ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in sorted(kinds.items()))
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CircuitUnsatisfiedError(
             f"ezkl mock: the witness does not satisfy the circuit {_shown(compiled)} "
-            f"({found + ' not satisfied' if found else first})", "") from exc
+            f"({found + ' not satisfied' if found else first_line(exc)})", "") from exc
     if ok is not True:
         raise CircuitUnsatisfiedError(f"ezkl mock returned {ok!r} for {_shown(compiled)}", "")
     _record("mock", files)
@@ -338,7 +336,7 @@ def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> None:
             ok = ezkl.verify(str(proof), str(settings), str(vk), srs_path=str(srs),
                              reduced_srs=False)
     except (RuntimeError, OSError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = first_line(exc)
         raise ProofInvalidError(
             f"proof {proof} did not verify against {vk}: {detail}",
             "The proof, verification key, settings or SRS do not belong together.",

@@ -43,9 +43,9 @@ def _proved_output(witness: Path, settings: dict[str, Any]) -> list[float]:
             for f in tensor]
 
 
-def quantisation_error(root: Path, lay: ModelLayout, mp: ModelParams) -> dict[str, Any]:
+def quantisation_error(root: Path, lay: ModelLayout, mp: ModelParams,
+                       settings: dict[str, Any]) -> dict[str, Any]:
     """Max and mean absolute error of the proved output against the float model's."""
-    settings = read_json(root / lay.settings, "settings")
     variables = {str(k): int(v) for k, v in (settings.get("run_args", {}).get("variables") or [])}
     try:
         want = _float_output(root / mp.onnx, root / mp.input, variables)
@@ -85,7 +85,7 @@ def collect(root: Path, lay: ModelLayout, mp: ModelParams) -> dict[str, Any]:
         "bytes": {"pk": size(lay.pk), "vk": size(lay.vk), "proof": size(lay.proof)},
         "seconds": {**seconds, "total": round(math.fsum(seconds.values()), 3)},
         "peak_rss_mb": peak_mb,
-        "output_error": quantisation_error(root, lay, mp),
+        "output_error": quantisation_error(root, lay, mp, settings),
     }
 
 

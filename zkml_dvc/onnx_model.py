@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import InputError, MissingFileError
+from .errors import InputError, MissingFileError, first_line
 from .fsutil import read_json, sha256_file
 
 
@@ -38,9 +38,8 @@ def _load(path: Path) -> Any:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, ...: all mean "bad file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"{path} is not a valid ONNX model ({first[:200]})",
+            f"{path} is not a valid ONNX model ({first_line(exc)[:200]})",
             "Re-export the model to ONNX (opset 13-18 works well with ezkl).",
         ) from None
     return model
