@@ -378,13 +378,32 @@ def pull(project: Project, targets: list[str]) -> None:
 
     with _own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
         try:
-            repo.pull(targets=targets, remote=REMOTE_NAME)
+            _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:
             raise StoreError(
                 f"dvc pull from remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
                 "Check that the run was pushed (`zkml-dvc push RUN_ID` on the producing machine) "
                 "and that the endpoint and credentials are right.",
             ) from exc
+
+
+TRANSFER_ROUNDS = 3
+
+
+def _retry_transfers(transfer: Callable[[], Any]) -> Any:
+    """Run a DVC push or pull again (at most TRANSFER_ROUNDS in all) while some files failed to
+    transfer: DVC then moves only what is still missing. s3fs retries failed requests, but not a
+    body cut short in its concurrent ranged download of a large file, which fails that file whole;
+    what DVC did transfer is md5-checked either way."""
+    from dvc.exceptions import DownloadError, UploadError
+
+    for round_ in range(1, TRANSFER_ROUNDS + 1):
+        try:
+            return transfer()
+        except (DownloadError, UploadError):
+            if round_ == TRANSFER_ROUNDS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _dvc_reason(exc: BaseException) -> str:
@@ -411,7 +430,7 @@ def push_rev(project: Project, commit: str, at_head: bool) -> int:
     kwargs: dict[str, Any] = {} if at_head else {"revs": [commit], "workspace": False}
     with project.dvc() as repo, _transfer_log_quiet():
         try:
-            return int(repo.push(remote=REMOTE_NAME, **kwargs) or 0)
+            return int(_retry_transfers(lambda: repo.push(remote=REMOTE_NAME, **kwargs)) or 0)
         except DvcException as exc:
             raise StoreError(
                 f"dvc push to remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
