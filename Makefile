@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-fast lint schema bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml zkml_dvc/data/solc/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,examples,dev]'
+	# solc-js from npm (the lock pins it): compiles ezkl's EVM verifiers offline (zkml_dvc/evm.py)
+	mkdir -p $(VENV)/solc
+	cp zkml_dvc/data/solc/package.json zkml_dvc/data/solc/package-lock.json $(VENV)/solc/
+	npm ci --prefix $(VENV)/solc --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 # Test tools kept apart from the project's dependencies: mitmproxy (fault injection in the tests)

@@ -4,7 +4,8 @@
 #  2. start the local store and point the project's DVC remote `o3` at it
 #  3. zkml-dvc run: DVC runs the ezkl stages, then manifest, commit, tag, push
 #  4. list the store's layout
-#  5. clean room: a fresh clone with an empty HOME pulls and verifies the run from the store alone
+#  5. clean room: a fresh clone with an empty HOME pulls and verifies the run from the store alone,
+#     with ezkl and with the run's Solidity verifier in a local EVM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -26,8 +27,10 @@ step "zkml-dvc init: a project for the example MLP"
 zkml-dvc init "$DEMO/project" --model models/mlp/network.onnx --input models/mlp/input.json \
   --calibration models/mlp/calibration.json --project zkml-demo --name mlp
 cd "$DEMO/project"
-# pin one calibration scale, as the repository's params.yaml does (fast, deterministic)
-sed -i 's/scales: null/scales:\n    - 7/' params.yaml && git commit -qam "pin calibration scale"
+# pin one calibration scale, as the repository's params.yaml does (fast, deterministic), and make
+# the run's EVM verifier and calldata too (the `evm` stage; docs/evm.md)
+sed -i 's/scales: null/scales:\n    - 7/; s/evm: false/evm: true/' params.yaml
+git commit -qam "pin calibration scale, EVM verifier on"
 
 step "zkml-dvc store up: the embedded O3 stand-in"
 zkml-dvc store up
@@ -52,8 +55,9 @@ git clone -q "$DEMO/project" "$DEMO/cleanroom"
   export HOME=$DEMO/cleanroom-home ZKML_DVC_CACHE_DIR=$DEMO/cleanroom-home/cache
   eval "$EXPORTS"
   zkml-dvc pull "$RUN_ID" --for verify
-  # a local test SRS: the verdict says UNTRUSTED SRS; --allow-untrusted-srs accepts it knowingly
-  zkml-dvc verify "$RUN_ID" --allow-untrusted-srs
+  # a local test SRS: the verdict says UNTRUSTED SRS; --allow-untrusted-srs accepts it knowingly.
+  # --evm: the run's Solidity verifier, checked against the vk, runs its calldata in a local EVM
+  zkml-dvc verify "$RUN_ID" --allow-untrusted-srs --evm
 )
 printf '\nThe local store keeps running for you to explore:\n'
 printf '  export ZKML_DVC_STORE_DIR=%s; eval "$(zkml-dvc store env)"\n' "$ZKML_DVC_STORE_DIR"

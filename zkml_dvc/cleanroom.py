@@ -3,7 +3,8 @@ directories inside a temp dir, so nothing from the machine's workspace (keys, SR
 can stand in for a file the verifier did not download and check.
 
 ``run(room, action, args)`` starts ``python -m zkml_dvc.cleanroom ACTION ARGS`` and returns the
-JSON it prints: ``verify`` (ezkl verify) and ``audit`` (re-derive settings, circuit and keys).
+JSON it prints: ``verify`` (ezkl verify), ``evm-render`` (ezkl's Solidity verifier for a vk) and
+``audit`` (re-derive settings, circuit and keys).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def _worker_main(action: str, raw: str) -> int:
             ezkl_adapter.verify(Path(args["proof"]), Path(args["settings"]), Path(args["vk"]),
                                 Path(args["srs"]))
             out = {"ok": True}
+        elif action == "evm-render":
+            ezkl_adapter.create_evm_verifier(Path(args["vk"]), Path(args["settings"]),
+                                             Path(args["srs"]), Path(args["out"]))
+            out = {"ok": True, "sha256": sha256_file(Path(args["out"]))}
         elif action == "audit":
             out = {"ok": True, **rederive(args)}
         elif action == "audit-chunked":

@@ -31,6 +31,9 @@ STORE_DIR = "ZKML_DVC_STORE_DIR"  # the local store's state directory; default: 
 MEMORY_LIMIT = "ZKML_DVC_MEMORY_LIMIT"
 # any non-empty value: setup/prove run even if the estimate exceeds the memory (`run --force`)
 IGNORE_MEMORY_ESTIMATE = "ZKML_DVC_IGNORE_MEMORY_ESTIMATE"
+# the solc-js executable (`solcjs`) that compiles EVM verifiers; default: the one `make venv`
+# installs beside the Python running zkml-dvc, then `solcjs` on PATH (see evm.py)
+SOLCJS = "ZKML_DVC_SOLCJS"
 
 # Standard AWS variables we read (and pass on to DVC/s3fs/boto3 unchanged)
 AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"

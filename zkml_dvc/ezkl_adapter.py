@@ -365,3 +365,47 @@ def felt_to_float(felt: str, scale: int) -> float:
     import ezkl
 
     return float(_call("felt_to_float", {}, ezkl.felt_to_float, felt, scale))
+
+
+def create_evm_verifier(vk: Path, settings: Path, srs: Path, sol: Path) -> None:
+    """ezkl's Solidity verifier for ``vk`` written to ``sol`` (byte-stable: the same vk, settings
+    and SRS give the same bytes).
+
+    ezkl 23 renders the contract, then asks svm for a solc binary to write the ABI: offline that
+    download fails *after* the contract is complete. That one failure is accepted when the contract
+    ends with its closing brace; the ABI is made by our own compiler step (evm.py). Any other
+    failure is an EzklError.
+    """
+    import asyncio
+
+    import ezkl
+
+    files = {"vk": vk, "settings": settings, "srs": srs, "sol": sol}
+    abi = sol.with_name(f".{sol.name}.abi.unused")
+
+    async def render() -> Any:
+        return await ezkl.create_evm_verifier(str(vk), str(settings), str(sol), str(abi),
+                                              srs_path=str(srs), reusable=False)
+
+    try:
+        with _ezkl_lock():
+            asyncio.run(render())
+    except RuntimeError as exc:
+        text = str(exc)
+        if not ("svm" in text and sol.exists() and sol.read_bytes().rstrip().endswith(b"}")):
+            raise EzklError("create_evm_verifier", {k: _shown(v) for k, v in files.items()},
+                            first_line(exc)) from exc
+    finally:
+        abi.unlink(missing_ok=True)
+    if not sol.exists():
+        raise EzklError("create_evm_verifier", {k: _shown(v) for k, v in files.items()},
+                        "ezkl wrote no verifier")
+    _record("create_evm_verifier", files)
+
+
+def encode_evm_calldata(proof: Path, calldata: Path) -> None:
+    """The EVM calldata of ``proof`` (verifyProof(bytes,uint256[]) with its instances)."""
+    import ezkl
+
+    files = {"proof": proof, "calldata": calldata}
+    _call("encode_evm_calldata", files, ezkl.encode_evm_calldata, str(proof), str(calldata))

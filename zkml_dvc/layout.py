@@ -15,11 +15,14 @@ Category = Literal["inputs", "models", "circuits", "keys", "proofs", "reports"]
 
 # The ezkl steps in pipeline order: one DVC stage each (generated per model with foreach).
 # `mock` checks the circuit on the run's input before keygen (setup depends on its report);
+# `evm` renders the Solidity verifier and the proof's calldata when params.yaml says `evm: true`;
 # `metrics` (not an ezkl step) writes the run's DVC metrics.
 STAGES: tuple[str, ...] = (
     "settings", "calibrate", "compile", "mock", "srs", "setup", "witness", "prove", "verify",
-    "metrics",
+    "evm", "metrics",
 )
+# Stages a project made before them lacks in its dvc.yaml (it keeps working without them).
+LATER_STAGES: tuple[str, ...] = ("mock", "evm", "metrics")
 
 
 # A chunked model's stages (see docs/chunked.md): per model (plan, verify) and per chunk (the rest).
@@ -121,6 +124,34 @@ class ModelLayout:
         return self.base / "reports" / "plots" / "accuracy.json"
 
     @property
+    def evm_dir(self) -> Path:
+        """The EVM verifier of the run (a DVC directory output: with `evm: false`, only evm.json)."""
+        return self.base / "evm"
+
+    @property
+    def evm_report(self) -> Path:
+        return self.evm_dir / "evm.json"
+
+    @property
+    def evm_verifier(self) -> Path:
+        """ezkl's Solidity verifier for the vk (byte-stable)."""
+        return self.evm_dir / "Verifier.sol"
+
+    @property
+    def evm_abi(self) -> Path:
+        return self.evm_dir / "abi.json"
+
+    @property
+    def evm_bytecode(self) -> Path:
+        """The verifier's creation bytecode, hex (what a deployment sends)."""
+        return self.evm_dir / "Verifier.bin"
+
+    @property
+    def evm_calldata(self) -> Path:
+        """verifyProof(proof, instances) calldata for this run's proof."""
+        return self.evm_dir / "calldata.bin"
+
+    @property
     def verify_report(self) -> Path:
         return self.base / "reports" / "verify.json"
 
@@ -145,6 +176,7 @@ class ModelLayout:
             "witness": [self.witness, rec("witness")],
             "prove": [self.proof, rec("prove")],
             "verify": [self.verify_report, rec("verify")],
+            "evm": [self.evm_dir, rec("evm")],
             "metrics": [self.metrics, self.plot_stage_seconds, self.plot_accuracy, rec("metrics")],
         }
 
@@ -175,9 +207,17 @@ def git_tracked(path: Path) -> bool:
         path.parent.name == "plots"
 
 
+_EVM_KINDS: dict[str, tuple[Category, bool]] = {
+    "Verifier.sol": ("keys", True), "abi.json": ("keys", True), "Verifier.bin": ("keys", True),
+    "calldata.bin": ("proofs", False), "evm.json": ("reports", False),
+}
+
+
 def classify(path: Path) -> tuple[Category, bool]:
     if path.parent.name in ("stages", "plots"):
         return "reports", False
+    if path.parent.name == "evm":
+        return _EVM_KINDS.get(path.name, ("reports", False))
     if path.name in _KINDS:
         return _KINDS[path.name]
     if path.suffix == ".onnx":
@@ -211,6 +251,7 @@ def find_root(start: Path | None = None) -> Path:
 # ---- Store layout (relative to the store root s3://BUCKET/PREFIX; see docs/store-layout.md) ----
 STORE_DVC_PREFIX = "dvc"  # the DVC remote `o3` points here (content-addressed by md5)
 VERIFY_KIT = ("proof.json", "settings.json", "vk.key")
+EVM_KIT = "evm"  # the kit's EVM verifier and calldata: evm/Verifier.sol, evm/calldata.bin, ...
 
 
 def dvc_object_key(md5: str) -> str:

@@ -35,6 +35,8 @@ class ToolVersions(BaseModel):
     python: str
     platform: str
     ezkl_key_format: str
+    solc: str | None = Field(default=None, description="the compiler of the run's EVM verifier "
+                                                       "(None: the run has none)")
 
 
 class StageRun(StageRecord):
@@ -130,7 +132,7 @@ def parse_manifest(text: str | bytes, source: str) -> Manifest:
         ) from None
 
 
-def tool_versions() -> ToolVersions:
+def tool_versions(solc: str | None = None) -> ToolVersions:
     from importlib.metadata import version
 
     from . import env
@@ -142,6 +144,7 @@ def tool_versions() -> ToolVersions:
         python=sys.version.split()[0],
         platform=platform.platform(),
         ezkl_key_format=env.key_format(),
+        solc=solc,
     )
 
 

@@ -77,7 +77,7 @@ def collect(root: Path, lay: ModelLayout, mp: ModelParams) -> dict[str, Any]:
     def size(path: Path) -> int:
         return (root / path).stat().st_size
 
-    return {
+    collected: dict[str, Any] = {
         "logrows": int(run_args.get("logrows", 0)),
         "rows_used": int(settings.get("num_rows", 0)),
         "input_scale": int(run_args.get("input_scale", 0)),
@@ -87,6 +87,11 @@ def collect(root: Path, lay: ModelLayout, mp: ModelParams) -> dict[str, Any]:
         "peak_rss_mb": peak_mb,
         "output_error": quantisation_error(root, lay, mp, settings),
     }
+    report = root / lay.evm_report
+    evm = read_json(report, "EVM report") if report.exists() else {}
+    if evm.get("enabled"):  # the on-chain cost: verifyProof's gas and the verifier's size
+        collected["evm"] = {"gas": int(evm["gas_used"]), "bytecode_bytes": int(evm["bytecode_bytes"])}
+    return collected
 
 
 def plot_rows(metrics: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
-from .layout import STAGES, ModelLayout
+from .layout import EVM_KIT, STAGES, ModelLayout
 from .params import ModelParams
 from .records import Check
 from .shape import ProgressFn, RoomResult, RoomVerify, Shape
@@ -73,8 +73,13 @@ class Monolithic:
         if not isinstance(claimed, str):
             raise InputError(f"manifest of run {manifest.run_id} names no input",
                              "The manifest is malformed; do not trust this run.")
-        return {"proof.json": lay.proof, "settings.json": lay.settings, "vk.key": lay.vk,
-                "input.json": Path(claimed)}
+        kit = {"proof.json": lay.proof, "settings.json": lay.settings, "vk.key": lay.vk,
+               "input.json": Path(claimed)}
+        recorded = {a.path for a in manifest.artifacts}
+        for path in (lay.evm_verifier, lay.evm_bytecode, lay.evm_abi, lay.evm_calldata):
+            if str(path) in recorded:  # a run made with `evm: true`
+                kit[f"{EVM_KIT}/{path.name}"] = path
+        return kit
 
     def prove_targets(self, manifest: Manifest) -> list[Path]:
         lay = self.layout

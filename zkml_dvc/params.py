@@ -90,6 +90,9 @@ class ModelParams(BaseModel):
     # keyword options of ezkl's calibrate_settings (max_logrows, lookup_safety_margin,
     # scale_rebase_multiplier with ezkl 23), names checked against the installed ezkl
     calibration_options: dict[str, Any] = Field(default_factory=dict)
+    # the `evm` stage renders ezkl's Solidity verifier and the proof's calldata, checked in a local
+    # EVM (docs/evm.md); off by default: it adds solc's compile (~2 s) to every changed vk
+    evm: bool = False
 
     @field_validator("calibration_options")
     @classmethod
@@ -130,6 +133,14 @@ class ChunkedModelParams(ModelParams):
     def _one_scale(cls, v: list[int] | None) -> list[int] | None:
         if v is not None and len(v) != 1:
             raise ValueError("a chunked model pins one scale for all chunks: give exactly one")
+        return v
+
+    @field_validator("evm")
+    @classmethod
+    def _no_evm(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("a chunked model has no EVM verifier (one proof per chunk): "
+                             "set evm: false, or prove it as one model")
         return v
 
 

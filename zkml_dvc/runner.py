@@ -10,7 +10,7 @@ from pathlib import Path
 from . import env, pipeline, runs
 from .errors import ConfigError, InputError
 from .fsutil import read_json, sha256_file
-from .layout import ModelLayout, classify, dvc_object_key, git_tracked
+from .layout import LATER_STAGES, ModelLayout, classify, dvc_object_key, git_tracked
 from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
 from .onnx_model import check_input, inspect_model
 from .project import Project
@@ -129,11 +129,19 @@ def _artifacts(root: Path, inputs: list[str], keys: set[str]) -> list[ArtifactEn
 def _stage_runs(root: Path, records: list[tuple[str, Path]], started: datetime) -> list[StageRun]:
     out = []
     for stage, path in records:
-        if stage in ("mock", "metrics") and not (root / path).exists():
+        if stage in LATER_STAGES and not (root / path).exists():
             continue  # a project whose dvc.yaml predates the stage
         rec = StageRecord.model_validate(read_json(root / path, "stage record"))
         out.append(StageRun(**{**rec.model_dump(), "stage": stage}, ran=rec.started >= started))
     return out
+
+
+def _solc_of(evm_report: Path) -> str | None:
+    """The compiler the run's EVM verifier was compiled with (None: no verifier)."""
+    if not evm_report.exists():
+        return None
+    solc = read_json(evm_report, "EVM report").get("solc")
+    return str(solc) if solc else None
 
 
 def _git_paths(root: Path, files: list[str], model: str) -> list[str]:
@@ -244,7 +252,7 @@ def run(
         source_commit=source_commit,
         started=started,
         ended=ended,
-        tools=tool_versions(),
+        tools=tool_versions(solc=_solc_of(root / lay.evm_report)),
         model_facts=facts.model_copy(update={"path": mp.onnx}),
         params={"model": mp.model_dump(), "srs": project.params.srs.model_dump()},
         srs=SrsPointer.model_validate(read_json(root / lay.srs_pointer, "SRS pointer")),

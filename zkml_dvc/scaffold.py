@@ -77,7 +77,9 @@ def init(
     }
     if scale is not None and chunks is None:
         raise InputError("--scale applies to chunked models only", "Add --chunks N, or drop --scale.")
-    if chunks is not None:
+    if chunks is None:
+        entry["evm"] = False  # true: an EVM verifier and calldata per run (docs/evm.md)
+    else:
         entry.update(scales=[scale if scale is not None else 7], chunks=chunks, link="polycommit",
                      boundaries=[])
     raw: dict[str, object] = {

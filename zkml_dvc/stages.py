@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 from . import ezkl_adapter, progress
 from . import srs as srs_mod
-from .errors import CircuitUnsatisfiedError, InputError, MissingFileError
-from .fsutil import atomic_path, atomic_write_json, read_json, sha256_file
+from .errors import CircuitUnsatisfiedError, InputError, MissingFileError, ProofInvalidError
+from .fsutil import atomic_dir, atomic_path, atomic_write_json, read_json, sha256_file
 from .layout import ModelLayout, check_stage
 from .onnx_model import ModelFacts, check_input, inspect_model
 from .records import StageRecord
@@ -261,6 +261,39 @@ def _verify(project: Project, lay: ModelLayout) -> None:
     })
 
 
+def _evm(project: Project, lay: ModelLayout) -> None:
+    """With `evm: true`: ezkl's Solidity verifier for the vk, compiled (solc-js), the proof's
+    calldata, and the two run in a local EVM: the stage fails unless the verifier accepts. With
+    `evm: false`: only evm.json saying so (DVC needs the directory output either way)."""
+    from . import evm
+
+    _, mp = project.params.model(lay.model)
+    with atomic_dir(lay.evm_dir) as tmp:
+        if not mp.evm:
+            atomic_write_json(tmp / lay.evm_report.name, {
+                "enabled": False, "how": f"set models.{lay.model}.evm: true in params.yaml"})
+            return
+        sol, calldata = tmp / lay.evm_verifier.name, tmp / lay.evm_calldata.name
+        ezkl_adapter.create_evm_verifier(lay.vk, lay.settings, srs_file(project, lay), sol)
+        compiled = evm.compile_verifier(sol)
+        ezkl_adapter.encode_evm_calldata(lay.proof, calldata)
+        evm.check_calldata(calldata, lay.proof, compiled.selector)
+        run = evm.execute(compiled.bytecode, calldata.read_bytes())
+        if not run.accepted:
+            raise ProofInvalidError(
+                f"model {lay.model}: the EVM verifier rejected the proof ({run.detail}) though "
+                "ezkl's verify accepted it", "Report this with the run's evm/ directory.")
+        (tmp / lay.evm_bytecode.name).write_text(compiled.bytecode.hex() + "\n")
+        atomic_write_json(tmp / lay.evm_abi.name, compiled.abi)
+        atomic_write_json(tmp / lay.evm_report.name, {
+            "enabled": True, "contract": evm.CONTRACT, "solc": compiled.solc,
+            "solc_settings": evm.SOLC_SETTINGS, "evm": evm.pyrevm_version(),
+            "accepted": True, "gas_used": run.gas_used,
+            "bytecode_bytes": len(compiled.bytecode),
+            "vk_sha256": sha256_file(lay.vk), "proof_sha256": sha256_file(lay.proof),
+            "verifier_sha256": sha256_file(sol), "calldata_sha256": sha256_file(calldata)})
+
+
 def _metrics(project: Project, lay: ModelLayout) -> None:
     from . import metrics
 
@@ -282,5 +315,6 @@ MONOLITHIC_STAGES: dict[str, StageFn] = {
     "witness": _witness,
     "prove": prove,
     "verify": _verify,
+    "evm": _evm,
     "metrics": _metrics,
 }

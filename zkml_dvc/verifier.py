@@ -14,7 +14,10 @@ Trusted: the verifier's machine and ezkl. Untrusted: the producer, the store and
 - **SRS**: public only if its sha256 is ezkl's pinned hash of the ceremony SRS for its logrows
   (``trust.py``); anything else is UNTRUSTED and refused unless ``--allow-untrusted-srs``;
 - **input** and **output**: read from the proof's instances with the pinned settings
-  (``instances.py``), never from ``pretty_public_inputs``.
+  (``instances.py``), never from ``pretty_public_inputs``;
+- **evm** (with ``--evm``): the run's Solidity verifier is ezkl's rendering of the pinned vk, its
+  calldata is exactly the pinned proof, and the compiled verifier accepts it in a local EVM
+  (``evm.py``).
 
 ``verify`` returns its report whatever the verdict; the caller maps the verdict to an exit code.
 Errors that stop verification before any verdict (no store, unknown run, another ezkl version) are
@@ -36,13 +39,14 @@ from .errors import (
     InputError,
     IntegrityError,
     NotFoundError,
+    ProofInvalidError,
     UnauthenticatedError,
     VersionMismatchError,
     ZkmlError,
 )
-from .fsutil import atomic_write_json, confined, read_json, sha256_bytes
+from .fsutil import atomic_write_json, confined, read_json, sha256_bytes, sha256_file
 from .instances import Claim, bind_input, decode_output, pretty_disagrees
-from .layout import run_index_prefix, srs_key
+from .layout import EVM_KIT, run_index_prefix, srs_key
 from .manifest import Manifest
 from .project import Project
 from .records import Check
@@ -92,6 +96,7 @@ class Options:
     allowed_signers: Path | None = None
     trust_store: bool = False
     allow_untrusted_srs: bool = False
+    evm: bool = False  # also run the run's Solidity verifier on its calldata in a local EVM
     warnings: list[str] = field(default_factory=list)
 
 
@@ -188,6 +193,13 @@ def verify(
                                "store-only" if project is None else "clone", verdict, exc, opts,
                                started, t0), report_path)
     check_version(manifest)
+    kit = shape_for_manifest(manifest).kit_paths(manifest)
+    if opts.evm and f"{EVM_KIT}/Verifier.sol" not in kit:
+        raise InputError(f"run {run_id} has no EVM verifier (made with `evm: false`, or chunked)",
+                         f"Set models.{manifest.model}.evm: true in params.yaml and run again "
+                         "(docs/evm.md), or verify without --evm.")
+    if not opts.evm:
+        kit = {k: v for k, v in kit.items() if not k.startswith(f"{EVM_KIT}/")}
     before = (store.stats.downloaded_bytes, store.stats.downloaded_files)  # the run's files only
     shape = shape_for_manifest(manifest)
     checks: list[Check] = [Check(name="manifest", ok=True, detail=f"sha256 {msha[:16]}... ({mode})")]
@@ -202,7 +214,7 @@ def verify(
         try:
             prefix = run_index_prefix(manifest.project, run_id)
             local: dict[str, Path] = {}
-            for name, path in shape.kit_paths(manifest).items():
+            for name, path in kit.items():
                 entry = manifest.artifact(path)
                 dest = confined(files, name)
                 dest.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +263,12 @@ def verify(
                     checks.append(Check(name="pretty_public_inputs", ok=False, detail=(
                         "the proof's pretty output (which ezkl does not check) disagrees with its "
                         "instances: ignored, the output shown is the one decoded from the instances")))
+            if opts.evm and proof_ok:
+                evm_claim, evm_checks = _evm_claim(room, manifest, local, srs_file)
+                claims.append(evm_claim)
+                checks.extend(evm_checks)
+                if evm_claim.status == "failed":
+                    failures.append(f"the EVM verifier: {evm_claim.basis}")
             if failures:
                 more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
                 verdict, reason = "invalid", f"{failures[0]}{more}"
@@ -273,6 +291,62 @@ def verify(
         started=started, duration_s=round(time.monotonic() - t0, 3),
     )
     return _write(report, report_path)
+
+
+def _evm_claim(room: Path, manifest: Manifest, local: dict[str, Path],
+               srs: Path) -> tuple[ClaimReport, list[Check]]:
+    """The run's Solidity verifier and calldata, checked (evm.py): the verifier is ezkl's rendering
+    of the pinned vk, the calldata is exactly the pinned proof, and the compiled verifier returns
+    true for it in a fresh local EVM."""
+    from . import evm
+
+    sol, calldata = local[f"{EVM_KIT}/Verifier.sol"], local[f"{EVM_KIT}/calldata.bin"]
+    checks: list[Check] = []
+
+    def failed(detail: str) -> tuple[ClaimReport, list[Check]]:
+        checks.append(Check(name="EVM verifier", ok=False, detail=detail))
+        return ClaimReport(name="evm", status="failed", basis=detail), checks
+
+    rendered = room / "rendered-Verifier.sol"
+    result = cleanroom.run(room, "evm-render", {
+        "vk": str(local["vk.key"]), "settings": str(local["settings.json"]), "srs": str(srs),
+        "out": str(rendered)})
+    if not result["ok"]:
+        return failed(f"ezkl could not render a verifier for the vk ({result['error']})")
+    if result["sha256"] != sha256_file(sol):
+        return failed("the run's Verifier.sol is not ezkl's verifier for its vk (re-rendered "
+                      "here, the bytes differ)")
+    checks.append(Check(name="EVM verifier source", ok=True,
+                        detail="byte-identical to ezkl's rendering of the vk"))
+    compiled = evm.compile_verifier(sol)
+    recorded = manifest.tools.solc
+    bytecode = local.get(f"{EVM_KIT}/Verifier.bin")
+    if recorded == compiled.solc and bytecode is not None:
+        if bytecode.read_text().strip() != compiled.bytecode.hex():
+            return failed(f"the run's Verifier.bin is not what {compiled.solc} compiles "
+                          "Verifier.sol to")
+        checks.append(Check(name="EVM bytecode", ok=True,
+                            detail=f"Verifier.bin is what {compiled.solc} compiles it to"))
+    else:
+        checks.append(Check(name="EVM bytecode", ok=True, detail=(
+            f"compiled here with {compiled.solc}; the run used {recorded}: its Verifier.bin "
+            "was not compared")))
+    try:
+        evm.check_calldata(calldata, local["proof.json"], compiled.selector)
+    except (InputError, ProofInvalidError) as exc:
+        return failed(exc.message)
+    checks.append(Check(name="EVM calldata", ok=True,
+                        detail="carries exactly the proof's bytes and instances"))
+    run = evm.execute(compiled.bytecode, calldata.read_bytes())
+    if not run.accepted:
+        return failed(f"the verifier did not accept the calldata: {run.detail}")
+    checks.append(Check(name="EVM verify", ok=True,
+                        detail=f"{run.detail}, {run.gas_used:,} gas ({evm.pyrevm_version()})"))
+    return ClaimReport(name="evm", status="established", basis=(
+        f"ezkl's Solidity verifier for the vk (re-rendered here, byte-identical to the run's), "
+        f"compiled with {compiled.solc}, returned true in a local EVM ({evm.pyrevm_version()}, "
+        f"{run.gas_used:,} gas) for the run's calldata, which carries exactly the proof's bytes "
+        "and instances")), checks
 
 
 def _from(claim: Claim) -> ClaimReport:

@@ -180,7 +180,7 @@ def test_resume_from_witness_with_new_input_skips_keygen(produced: Produced, s3_
     _, child = load_manifest(repo, "r2")
     assert child.parent_run == "r1"
     ran = {s.stage for s in child.stages if s.ran}
-    assert ran == {"mock", "witness", "prove", "verify", "metrics"}, ran
+    assert ran == {"mock", "witness", "prove", "verify", "evm", "metrics"}, ran
     assert child.artifact(LAY.pk).sha256 == parent.artifact(LAY.pk).sha256
     assert child.artifact(LAY.witness).sha256 != parent.artifact(LAY.witness).sha256
     # the new run was pushed and verifies in yet another clean room
@@ -367,7 +367,7 @@ def test_second_machine_with_a_new_input_runs_only_mock_witness_prove_verify(
     _, theirs = load_manifest(repo, "r1")
     # mock checks the new input (seconds); its report is unchanged, so setup does not run
     ran = {s.stage for s in mine.stages if s.ran}
-    assert ran == {"mock", "witness", "prove", "verify", "metrics"}, ran
+    assert ran == {"mock", "witness", "prove", "verify", "evm", "metrics"}, ran
     assert "setup@mlp" in res.stderr and "fetched from the store" in res.stderr
     assert mine.srs.sha256 == theirs.srs.sha256
     assert mine.artifact(LAY.vk).sha256 == theirs.artifact(LAY.vk).sha256
@@ -551,13 +551,15 @@ def test_store_paths_under_injected_faults(produced: Produced, s3_server: S3Serv
 def _attempts(cmd: list[str], cwd: Path, env: dict[str, str], tries: int = 3) -> int:
     """Run a command until it succeeds (a user re-running it); every failure must be one clear
     line with a store exit code and no traceback. Returns the number of runs it took."""
+    errors = []
     for n in range(1, tries + 1):
         res = cli(*cmd, cwd=cwd, env=env)
         if res.returncode == 0:
             return n
         assert res.returncode in (4, 5, 7), res.stderr
         assert "Traceback" not in res.stderr and res.stderr.strip().startswith("Error:"), res.stderr
-    raise AssertionError(f"{cmd} did not complete in {tries} runs")
+        errors.append(res.stderr.strip())
+    raise AssertionError(f"{cmd} did not complete in {tries} runs: " + " | ".join(errors))
 
 
 def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Server,

@@ -84,7 +84,7 @@ def test_an_experiment_runs_unwrapped_and_is_promoted_to_a_run(project: Path) ->
     assert mine["logrows"] == "15" and int(mine["bytes.pk"]) > 0, mine
     res = cli("run", "--run-id", "scale9", "--no-push", cwd=project)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "0 of 10 stages ran" in res.stdout, res.stdout  # all computed by the experiment
+    assert "0 of 11 stages ran" in res.stdout, res.stdout  # all computed by the experiment
     committed = subprocess.run(["git", "show", f"runs/testproj/scale9:{LAY.metrics}"],
                                cwd=project, capture_output=True, text=True, check=True).stdout
     assert json.loads(committed)["input_scale"] == 9

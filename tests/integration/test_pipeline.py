@@ -26,7 +26,7 @@ def git(root: Path, *args: str) -> str:
 def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     res = cli("run", "--run-id", "r1", "--no-push", cwd=project)
     assert res.returncode == 0, res.stderr
-    assert "run r1: model mlp, 10 of 10 stages ran, proof verified; tag runs/testproj/r1" in res.stdout
+    assert "run r1: model mlp, 11 of 11 stages ran, proof verified; tag runs/testproj/r1" in res.stdout
     ref, m = load_manifest(project, "r1")
     assert ref.tag == "runs/testproj/r1"
     assert m.tools.ezkl == "23.0.5" and m.tools.ezkl_key_format == "raw-bytes"
@@ -60,7 +60,7 @@ def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     assert "r2" not in git(project, "tag")
     assert git(project, "status", "--porcelain") == ""
     res2 = cli("run", "--run-id", "r2", "--no-push", "--force", cwd=project)
-    assert "0 of 10 stages ran" in res2.stdout, res2.stdout + res2.stderr
+    assert "0 of 11 stages ran" in res2.stdout, res2.stdout + res2.stderr
     _, m2 = load_manifest(project, "r2")
     assert not any(s.ran for s in m2.stages)
 
@@ -149,7 +149,7 @@ def test_init_and_run_on_a_model_not_among_the_examples(tmp_path: Path):
     (root / "params.yaml").write_text(params)
     res = cli("run", "--no-push", cwd=root)
     assert res.returncode == 0, res.stderr
-    assert "10 of 10 stages ran, proof verified" in res.stdout
+    assert "11 of 11 stages ran, proof verified" in res.stdout
 
 
 # ---- bad input ---------------------------------------------------------------------------------

@@ -114,6 +114,6 @@ def test_cold_start_clean_room_and_resume_on_o3(live: Live, tmp_path: Path) -> N
     assert res.returncode == 0, res.stdout + res.stderr
     manifest = json.loads((other / "artifacts/mlp/reports/manifest.json").read_text())
     ran = {s["stage"] for s in manifest["stages"] if s["ran"]}
-    assert ran <= {"mock", "witness", "prove", "verify", "metrics"}, ran
+    assert ran <= {"mock", "witness", "prove", "verify", "evm", "metrics"}, ran
     res = cli(*VERIFY, "live2", cwd=other, env=env)
     assert res.returncode == 0, res.stdout + res.stderr

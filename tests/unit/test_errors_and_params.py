@@ -111,7 +111,7 @@ def test_bad_project_id_and_default_model():
 
 def test_a_project_may_have_only_chunked_models_but_not_none():
     raw = _raw()
-    only = {**raw["models"]["mlp"], "scales": [7], "chunks": 2}
+    only = {**raw["models"]["mlp"], "scales": [7], "chunks": 2, "evm": False}
     raw["chunked"] = {"net": only}
     raw["models"] = {}
     raw["default_model"] = "net"
@@ -152,4 +152,11 @@ def test_calibration_options_are_ezkls_own():
     raw["models"]["mlp"]["calibration_options"] = {"max_log_rows": 16}
     with pytest.raises(errors.InputError,
                        match=r"no option 'max_log_rows'.*lookup_safety_margin.*max_logrows"):
+        parse_params(raw, "params.yaml")
+
+
+def test_a_chunked_model_cannot_ask_for_an_evm_verifier():
+    raw = _raw()
+    raw["chunked"] = {"net": {**raw["models"]["mlp"], "scales": [7], "chunks": 2, "evm": True}}
+    with pytest.raises(errors.InputError, match="chunked.net.evm: .*has no EVM verifier"):
         parse_params(raw, "params.yaml")

@@ -35,20 +35,25 @@ _VERDICT_LINES = {"valid": "VALID", "invalid": "INVALID", "integrity-failure": "
 @click.option("--allow-untrusted-srs", is_flag=True,
               help="Accept an SRS that is not ezkl's public ceremony SRS (e.g. a local test SRS); "
                    "the verdict still says UNTRUSTED SRS.")
+@click.option("--evm", is_flag=True,
+              help="Also check the run's Solidity verifier (a run made with `evm: true`): it must "
+                   "be ezkl's verifier for the vk and accept the run's calldata in a local EVM.")
 @click.option("--report", type=click.Path(path_type=Path), help="Where to write the report JSON.")
 def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint: str | None,
            region: str | None, profile: str | None, manifest_sha256: str | None,
            allowed_signers: Path | None, trust_store: bool, allow_untrusted_srs: bool,
-           report: Path | None) -> None:
+           evm: bool, report: Path | None) -> None:
     """Verify a run's proof in a clean room, from store artifacts alone.
 
     Prints the verdict line first, then what was established and by what (proof, manifest, SRS,
-    input, output), then each check. The output is decoded from the proof's instances. Exit 0
-    VALID, 3 INVALID, 4 INTEGRITY FAILURE, 9 UNTRUSTED SRS, 10 UNAUTHENTICATED (docs/security.md).
+    input, output; with --evm the EVM verifier's verdict beside ezkl's), then each check. The
+    output is decoded from the proof's instances. Exit 0 VALID, 3 INVALID, 4 INTEGRITY FAILURE,
+    9 UNTRUSTED SRS, 10 UNAUTHENTICATED (docs/security.md).
 
     \b
     Examples:
       zkml-dvc verify RUN_ID                      # in a clone holding the run's tag
+      zkml-dvc verify RUN_ID --evm                # and its Solidity verifier in a local EVM
       zkml-dvc verify RUN_ID --allowed-signers ~/.config/zkml-dvc/allowed_signers
       zkml-dvc verify RUN_ID --store s3://zkml-dvc --project zkml-demo --endpoint URL \\
           --manifest-sha256 SHA256
@@ -74,7 +79,7 @@ def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint:
         warn_about_clone(proj)
         report = report or proj.root / ".dvc" / "tmp" / "zkml-dvc" / f"verify-{run_id}.json"
     opts = Options(manifest_sha256=manifest_sha256, allowed_signers=allowed_signers,
-                   trust_store=trust_store, allow_untrusted_srs=allow_untrusted_srs)
+                   trust_store=trust_store, allow_untrusted_srs=allow_untrusted_srs, evm=evm)
     rep = do_verify(run_id, project=proj, store=st, project_id=project_id, options=opts,
                     report_path=report)
     line = _VERDICT_LINES[rep.verdict]
