@@ -32,7 +32,15 @@ venv: $(STAMP)
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash .ci/demo.sh
 
-test: venv $(TOOLS_STAMP)
+# Chromium from Debian's packages for the run page's browser test (Playwright drives it; it never
+# downloads a browser of its own).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+test: venv $(TOOLS_STAMP) $(CHROMIUM)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 test-fast: venv $(TOOLS_STAMP)

@@ -306,14 +306,16 @@ class Store:
         self.stats.uploaded_bytes += size
         return True
 
-    def put_bytes(self, data: bytes, rel: str, metadata: dict[str, str] | None = None) -> bool:
+    def put_bytes(self, data: bytes, rel: str, metadata: dict[str, str] | None = None,
+                  content_type: str | None = None) -> bool:
         sha = sha256_bytes(data)
         existing = self.head(rel)
         if existing and existing.get("Metadata", {}).get(SHA_META) == sha:
             self.stats.skipped_files += 1
             return False
+        extra = {"ContentType": content_type} if content_type else {}
         self._call(f"upload {rel}", self.client.put_object, Bucket=self.bucket, Key=self.key(rel),
-                   Body=data, Metadata={SHA_META: sha, **(metadata or {})})
+                   Body=data, Metadata={SHA_META: sha, **(metadata or {})}, **extra)
         self.stats.uploaded_files += 1
         self.stats.uploaded_bytes += len(data)
         return True

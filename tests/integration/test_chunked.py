@@ -120,6 +120,22 @@ def test_chunked_run_verifies_in_a_clean_room_with_every_link(
     assert sum(" link " in nm for nm in names) == n - 1
 
 
+def test_run_page_shows_the_chunk_graph(chunked: Chunked, s3_server: S3Server,
+                                        tmp_path: Path) -> None:
+    """`zkml-dvc report` of the two chunked runs, verified in a clean room on another machine:
+    each run's chunk graph (one box per chunk, the link between neighbours) and its verdict."""
+    work = clone(chunked.root, tmp_path / "viewer")
+    res = cli("report", "c2", "c3", "-o", str(tmp_path / "page"), cwd=work,
+              env=machine_env(tmp_path, s3_server))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "(2 runs: c2 untrusted-srs, c3 untrusted-srs)" in res.stdout, res.stdout
+    html = (tmp_path / "page" / "index.html").read_text()
+    assert "Chunk graph (2 chunks, linked by polycommit)" in html
+    assert "Chunk graph (3 chunks, linked by hashed)" in html
+    assert html.count('<div class="chunk">') == 5 and html.count('<div class="arrow">') == 3
+    assert html.count("<td>proof</td><td><span class=\"verdict ok\">established</span>") == 2
+
+
 def _monolithic_output(tmp_path: Path) -> list[str]:
     """The unsplit model's circuit output on the same input, at the same scale (ezkl itself)."""
     import ezkl

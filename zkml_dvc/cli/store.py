@@ -198,12 +198,16 @@ def remote_show() -> None:
 
 @main.command()
 @click.argument("run_id", required=False)
-def push(run_id: str | None) -> None:
+@click.option("--report", "with_report", is_flag=True,
+              help="Also publish the project's run page (`zkml-dvc report`, with each run's "
+                   "last saved verdict) to projects/<project>/report/index.html.")
+def push(run_id: str | None, with_report: bool) -> None:
     """Push a run (default: the latest): DVC objects the remote lacks, the SRS and the run index.
 
     \b
     Example:
       zkml-dvc push 20261122-071500123-a1b2c3
+      zkml-dvc push --report
     """
     from ..run_index import push_run
 
@@ -214,6 +218,12 @@ def push(run_id: str | None) -> None:
                f"run index at {rep.index_url}")
     for path in rep.repaired_objects:
         click.echo(f"repaired {path}: the store's copy was missing or truncated and was re-uploaded")
+    if with_report:
+        from ..report import build, publish, render
+
+        page = build(proj, verify=False)
+        click.echo(f"published the run page ({len(page.runs)} runs): "
+                   f"{publish(proj.require_store(), page.project, render(page))}")
 
 
 @main.command()

@@ -178,3 +178,41 @@ def schema() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.argument("run_ids", nargs=-1)
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("report"), show_default=True, help="Directory to write index.html into.")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Verify each run in a clean room now (needs the store), or show the verdict the "
+                   "verifier last saved for it.")
+@click.option("--diff", "diff_runs", nargs=2, help="The two runs to compare (default: the last two).")
+@click.option("--publish", is_flag=True,
+              help="Also upload the page to the store (projects/<project>/report/index.html).")
+def report(run_ids: tuple[str, ...], out_dir: Path, verify: bool,
+           diff_runs: tuple[str, str] | None, publish: bool) -> None:
+    """Write a static page of the project's runs (default: all): each run's verdict and what it
+    established, stage timeline, artifacts with sizes and sha256, the chunk graph of chunked runs,
+    metrics charts across runs, and the difference between two runs.
+
+    One self-contained HTML file (charts are Vega-Lite rendered to SVG; no script, nothing fetched):
+    open it from disk, or publish it into the store for anyone with read access.
+
+    \b
+    Examples:
+      zkml-dvc report -o report && xdg-open report/index.html
+      zkml-dvc report r1 r2 --diff r1 r2 --no-verify
+      zkml-dvc report --publish
+    """
+    from ..report import build, write
+    from ..report import publish as do_publish
+
+    proj = project()
+    page = build(proj, list(run_ids) or None, verify=verify, diff=diff_runs)
+    path = write(page, out_dir)
+    verdicts = ", ".join(f"{r.run_id} {r.verdict}" for r in page.runs)
+    click.echo(f"wrote {path} ({len(page.runs)} runs: {verdicts})")
+    if publish:
+        url = do_publish(proj.require_store(), page.project, path.read_text())
+        click.echo(f"published {url}")
