@@ -91,3 +91,33 @@ def test_an_experiment_runs_unwrapped_and_is_promoted_to_a_run(project: Path) ->
     status = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True,
                             text=True, check=True).stdout
     assert status == "", status  # params.yaml, dvc.lock and the metrics are in the run's commit
+
+
+def test_a_queue_of_experiments_runs_and_one_is_promoted(project: Path) -> None:
+    """Queued experiments (`dvc exp run --queue`, then `dvc queue start`) run zkml-dvc's stages in
+    DVC's own workers; `dvc exp show` compares them; one applied becomes a run with nothing
+    recomputed."""
+    import csv
+    import io
+    import time
+
+    for scale in (5, 9):
+        dvc(project, "exp", "run", "--queue", "-S", f"models.mlp.scales=[{scale}]", "-n", f"s{scale}")
+    dvc(project, "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 600
+    while True:
+        status = dvc(project, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(dvc(project, "exp", "show",
+                                                                       "--csv")))}
+    for scale in (5, 9):
+        row = rows[f"s{scale}"]
+        assert row["State"] == "Success" and row["input_scale"] == str(scale), row
+    assert float(rows["s5"]["output_error.max_abs"]) > float(rows["s9"]["output_error.max_abs"])
+    dvc(project, "exp", "apply", "s9")
+    res = cli("run", "--run-id", "s9", "--no-push", cwd=project)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 of 11 stages ran" in res.stdout, res.stdout
