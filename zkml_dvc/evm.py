@@ -119,7 +119,8 @@ def compile_verifier(sol: Path) -> Compiled:
             from None
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
-        raise InputError(f"{sol} does not compile: {first_line(Exception(errors[0]['message']))}",
+        message = str(errors[0].get("message", "")).strip().splitlines() or ["no message"]
+        raise InputError(f"{sol} does not compile: {message[0]}",
                          "It is not a verifier ezkl rendered; render it again from the vk.")
     try:
         contract = out["contracts"][SOURCE_NAME][CONTRACT]
