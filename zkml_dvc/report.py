@@ -98,7 +98,8 @@ def _timeline(manifest: Manifest) -> str:
             "tooltip": [{"field": "stage"}, {"field": "seconds"}]}})
 
 
-def _verdict(project: Project, ref: runs.RunRef, verify: bool) -> tuple[dict[str, Any] | None, str]:
+def _verdict(project: Project, ref: runs.RunRef, manifest: Manifest,
+             verify: bool) -> tuple[dict[str, Any] | None, str]:
     """The verification report of a run (verified now, or the one last saved) and how it was got."""
     from .verifier import Options
     from .verifier import verify as do_verify
@@ -106,7 +107,6 @@ def _verdict(project: Project, ref: runs.RunRef, verify: bool) -> tuple[dict[str
     saved = project.root / ".dvc" / "tmp" / "zkml-dvc" / f"verify-{ref.run_id}.json"
     if verify:
         try:
-            _, manifest = runs.load_manifest(project.root, ref.run_id, ref.project)
             rep = do_verify(ref.run_id, project=project, report_path=saved,
                             options=Options(evm=manifest.tools.solc is not None))
         except ZkmlError as exc:
@@ -119,11 +119,10 @@ def _verdict(project: Project, ref: runs.RunRef, verify: bool) -> tuple[dict[str
     return None, "not verified (the page was made with --no-verify and no saved report exists)"
 
 
-def _run_view(project: Project, ref: runs.RunRef, verify: bool) -> RunView:
+def _run_view(project: Project, ref: runs.RunRef, manifest: Manifest, verify: bool) -> RunView:
     from .metrics import of_run
 
-    _, manifest = runs.load_manifest(project.root, ref.run_id, ref.project)
-    report, basis = _verdict(project, ref, verify)
+    report, basis = _verdict(project, ref, manifest, verify)
     verdict = (report or {}).get("verdict", "not verified")
     claims = [{"name": c["name"], "status": c["status"], "basis": c["basis"],
                "class": STATUS_CLASS.get(c["status"], "muted")}
@@ -212,20 +211,20 @@ def build(project: Project, run_ids: list[str] | None = None, verify: bool = Tru
         from .errors import NotFoundError
 
         raise NotFoundError("this project has no runs yet", "Make one with `zkml-dvc run`.")
-    views = [_run_view(project, ref, verify) for ref in refs]
+    missing = [r for r in (diff or ()) if r not in {ref.run_id for ref in refs}]
+    if missing:  # before any verification
+        from .errors import InputError
+
+        raise InputError(f"--diff names run {missing[0]}, which is not on the page",
+                         "Diff two of the runs the page shows (or list both as arguments).")
     manifests = {ref.run_id: runs.load_manifest(project.root, ref.run_id, ref.project)[1]
                  for ref in refs}
+    views = [_run_view(project, ref, manifests[ref.run_id], verify) for ref in refs]
     page = Page(project=project.params.project,
                 generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
                 tool_version=version("zkml-dvc"), runs=views, charts=_charts(views, manifests))
     by_id = {v.run_id: v for v in views}
     if diff is not None:
-        missing = [r for r in diff if r not in by_id]
-        if missing:
-            from .errors import InputError
-
-            raise InputError(f"--diff names run {missing[0]}, which is not on the page",
-                             "Diff two of the runs the page shows (or list both as arguments).")
         page.diff = _diff(by_id, manifests, *diff)
     elif len(views) >= 2:
         page.diff = _diff(by_id, manifests, views[-2].run_id, views[-1].run_id)
