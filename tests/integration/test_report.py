@@ -40,7 +40,7 @@ def open_page(page_file: Path, screenshot: Path) -> dict[str, object]:
                     rows.nth(i).locator("[data-verdict]").inner_text().strip()
                     for i in range(rows.count())}
             charts = page.locator("figure.chart svg").count()
-            page.locator("details summary").first.click()  # the artifact table opens
+            page.locator("section.run details summary").first.click()  # the artifact table opens
             artifacts_visible = page.locator("section.run table").nth(1).is_visible()
             diff = page.locator("#diff").inner_text() if page.locator("#diff").count() else ""
             screenshot.parent.mkdir(parents=True, exist_ok=True)
