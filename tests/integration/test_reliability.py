@@ -48,7 +48,7 @@ def test_kill_during_prove_then_rerun_redoes_only_what_was_unfinished(project: P
     res = cli("run", "--run-id", "after", "--no-push", cwd=project)
     assert res.returncode == 0, res.stderr
     _, m = load_manifest(project, "after")
-    assert {s.stage for s in m.stages if s.ran} == {"prove", "verify", "metrics"}
+    assert {s.stage for s in m.stages if s.ran} == {"prove", "verify", "evm", "metrics"}
     assert not list((project / LAY.proof.parent).glob("*.incomplete"))
 
 
@@ -76,7 +76,7 @@ def test_kill_during_prove_on_one_machine_and_another_picks_up_from_the_store(
     res = cli("run", "--run-id", "picked-up", cwd=b, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     _, m = load_manifest(b, "picked-up")
-    assert {s.stage for s in m.stages if s.ran} == {"prove", "verify", "metrics"}, res.stderr
+    assert {s.stage for s in m.stages if s.ran} == {"prove", "verify", "evm", "metrics"}, res.stderr
     fetched = next(ln for ln in res.stderr.splitlines() if ln.startswith("fetched from the store"))
     assert "setup@mlp" in fetched and "witness@mlp" in fetched
     assert sha256_file(b / LAY.pk) == pk_a == m.artifact(LAY.pk).sha256
