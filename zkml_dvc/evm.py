@@ -36,7 +36,7 @@ FUNCTION = "verifyProof(bytes,uint256[])"
 SOLC_SETTINGS: dict[str, Any] = {"optimizer": {"enabled": True, "runs": 200}, "evmVersion": "cancun"}
 GAS_LIMIT = 30_000_000  # a block's gas limit on Ethereum mainnet
 _DEPLOYER = "0x" + "5a" * 20
-_INSTALL = ("install solc-js from npm: `npm ci --prefix {prefix} --no-audit --no-fund` after copying "
+_INSTALL = ("Install solc-js from npm: `npm ci --prefix {prefix} --no-audit --no-fund` after copying "
             "zkml_dvc/data/solc/package*.json there (`make venv` does this), or set "
             "ZKML_DVC_SOLCJS to a solcjs executable")
 
@@ -46,7 +46,7 @@ class Compiled:
     abi: list[dict[str, Any]]
     bytecode: bytes  # creation bytecode
     selector: bytes  # verifyProof's 4-byte function selector, from the compiler
-    solc: str  # the compiler's full version string
+    solc: str  # the compiler's version, as its metadata states it (e.g. 0.8.28+commit.7893614a)
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def solcjs() -> Path:
             return c
     raise ConfigError(
         f"no Solidity compiler: {candidates[0]} not found",
-        _INSTALL.format(prefix=Path(sys.prefix) / "solc").capitalize() + ".")
+        _INSTALL.format(prefix=Path(sys.prefix) / "solc") + ".")
 
 
 def _solc(args: list[str], stdin: str | None = None) -> str:
@@ -97,10 +97,6 @@ def _solc(args: list[str], stdin: str | None = None) -> str:
     return proc.stdout
 
 
-def solc_version() -> str:
-    return _solc(["--version"]).strip()
-
-
 def compile_verifier(sol: Path) -> Compiled:
     """Compile ezkl's verifier contract with solc-js (standard JSON, SOLC_SETTINGS)."""
     request = {
@@ -109,7 +105,7 @@ def compile_verifier(sol: Path) -> Compiled:
         # solc appends to the bytecode
         "sources": {SOURCE_NAME: {"content": sol.read_text()}},
         "settings": {**SOLC_SETTINGS, "outputSelection": {"*": {"*": [
-            "abi", "evm.bytecode.object", "evm.methodIdentifiers"]}}},
+            "abi", "evm.bytecode.object", "evm.methodIdentifiers", "metadata"]}}},
     }
     raw = _solc(["--standard-json"], json.dumps(request))
     try:
@@ -126,10 +122,13 @@ def compile_verifier(sol: Path) -> Compiled:
         contract = out["contracts"][SOURCE_NAME][CONTRACT]
         selector = bytes.fromhex(contract["evm"]["methodIdentifiers"][FUNCTION])
         bytecode = bytes.fromhex(contract["evm"]["bytecode"]["object"])
+        # the compiler's version as its own metadata states it (the metadata whose hash ends the
+        # bytecode): no second compiler process to ask
+        version = str(json.loads(contract["metadata"])["compiler"]["version"])
     except (KeyError, ValueError):
         raise InputError(f"{sol} has no contract {CONTRACT} with {FUNCTION}",
                          "It is not a verifier ezkl rendered; render it again from the vk.") from None
-    return Compiled(abi=contract["abi"], bytecode=bytecode, selector=selector, solc=solc_version())
+    return Compiled(abi=contract["abi"], bytecode=bytecode, selector=selector, solc=version)
 
 
 def decode_calldata(data: bytes, selector: bytes, source: str) -> tuple[bytes, list[int]]:

@@ -178,19 +178,10 @@ def _charts(views: list[RunView], manifests: dict[str, Manifest]) -> list[tuple[
     return charts
 
 
-def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): data}
-
-
 def _diff(views: dict[str, RunView], manifests: dict[str, Manifest], a: str, b: str) -> DiffView:
-    from .metrics import changes
+    from .metrics import changes, flatten
 
-    pa, pb = _flat(manifests[a].params), _flat(manifests[b].params)
+    pa, pb = flatten(manifests[a].params), flatten(manifests[b].params)
     return DiffView(
         a=a, b=b,
         params=[(k, pa.get(k), pb.get(k)) for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)],
