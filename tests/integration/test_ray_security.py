@@ -15,7 +15,7 @@ import textwrap
 CHILD = textwrap.dedent("""
     import json, os, subprocess, sys
     import psutil
-    from zkml_dvc.chunked.ray_prove import local_ray
+    from zkml_dvc.raywork import local_ray
 
     before = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     with local_ray(num_cpus=1):
@@ -71,10 +71,10 @@ def test_local_ray_listens_on_loopback_only_and_requires_its_token(isolated_env)
 
 
 def test_joining_a_cluster_without_token_auth_warns(monkeypatch) -> None:
-    from zkml_dvc.chunked.ray_prove import _unauthenticated_warning
+    from zkml_dvc.raywork import unauthenticated_warning
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    warning = _unauthenticated_warning("10.0.0.5:6379")
+    warning = unauthenticated_warning("10.0.0.5:6379")
     assert warning is not None and "10.0.0.5:6379" in warning and "RAY_AUTH_MODE=token" in warning
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    assert _unauthenticated_warning("10.0.0.5:6379") is None
+    assert unauthenticated_warning("10.0.0.5:6379") is None
