@@ -3,7 +3,8 @@ directories inside a temp dir, so nothing from the machine's workspace (keys, SR
 can stand in for a file the verifier did not download and check.
 
 ``run(room, action, args)`` starts ``python -m zkml_dvc.cleanroom ACTION ARGS`` and returns the
-JSON it prints: ``verify`` (ezkl verify), ``evm-render`` (ezkl's Solidity verifier for a vk) and
+JSON it prints: ``verify`` (ezkl verify), ``verify-many`` (ezkl verify of many proofs of one vk),
+``evm-render`` (ezkl's Solidity verifier for a vk) and
 ``audit`` (re-derive settings, circuit and keys).
 """
 
@@ -68,6 +69,8 @@ def _worker_main(action: str, raw: str) -> int:
             ezkl_adapter.verify(Path(args["proof"]), Path(args["settings"]), Path(args["vk"]),
                                 Path(args["srs"]))
             out = {"ok": True}
+        elif action == "verify-many":  # one child for many proofs of one vk: each one's error
+            out = {"ok": True, "errors": [_verify_one(Path(proof), args) for proof in args["proofs"]]}
         elif action == "evm-render":
             ezkl_adapter.create_evm_verifier(Path(args["vk"]), Path(args["settings"]),
                                              Path(args["srs"]), Path(args["out"]))
@@ -82,6 +85,14 @@ def _worker_main(action: str, raw: str) -> int:
         out = {"ok": False, "error": exc.message}
     print(json.dumps(out), flush=True)
     return 0
+
+
+def _verify_one(proof: Path, args: dict[str, Any]) -> str | None:
+    try:
+        ezkl_adapter.verify(proof, Path(args["settings"]), Path(args["vk"]), Path(args["srs"]))
+    except ZkmlError as exc:
+        return exc.message
+    return None
 
 
 def rederive(args: dict[str, Any]) -> dict[str, Any]:

@@ -151,6 +151,11 @@ class ModelLayout:
         """verifyProof(proof, instances) calldata for this run's proof."""
         return self.evm_dir / "calldata.bin"
 
+    def batch_dir(self, run_id: str, batch_id: str) -> Path:
+        """The local copy of a batch of proofs (`prove-batch`): neither git nor DVC tracks it
+        (the store holds the batch; a `.gitignore` inside keeps git out)."""
+        return self.base / "batches" / f"{run_id}--{batch_id}"
+
     @property
     def verify_report(self) -> Path:
         return self.base / "reports" / "verify.json"
@@ -261,6 +266,11 @@ def dvc_object_key(md5: str) -> str:
 
 def run_index_prefix(project: str, run_id: str) -> str:
     return f"projects/{project}/runs/{run_id}"
+
+
+def batch_prefix(project: str, run_id: str, batch_id: str) -> str:
+    """A batch of proofs made with a run's keys (`prove-batch`): batch.json, inputs/, proofs/."""
+    return f"{run_index_prefix(project, run_id)}/batches/{batch_id}"
 
 
 def srs_key(sha256: str) -> str:

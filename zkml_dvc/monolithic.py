@@ -86,6 +86,10 @@ class Monolithic:
         return [lay.settings, lay.compiled, lay.fingerprint, lay.srs_pointer, lay.pk, lay.vk,
                 lay.witness]
 
+    def batch_keys(self, manifest: Manifest) -> dict[str, Path]:
+        lay = self.layout
+        return {"settings": lay.settings, "compiled": lay.compiled, "pk": lay.pk, "vk": lay.vk}
+
     def resume_targets(self, project: Project, manifest: Manifest,
                        from_stage: str) -> tuple[list[str], str | None]:
         if from_stage not in STAGES:

@@ -73,6 +73,9 @@ class Shape(Protocol):
     # ---- restore side (the manifest is the source of truth) ----
     def kit_paths(self, manifest: Manifest) -> dict[str, Path]: ...
     def prove_targets(self, manifest: Manifest) -> list[Path]: ...
+    def batch_keys(self, manifest: Manifest) -> dict[str, Path]:
+        """What proving a new input with the run's keys reads (`prove-batch`): settings, compiled
+        circuit, pk, vk; InputError if the shape cannot prove inputs one by one."""
     def resume_targets(self, project: Project, manifest: Manifest,
                        from_stage: str) -> tuple[list[str], str | None]: ...
     def verify_in_room(self, manifest: Manifest, local: dict[str, Path],

@@ -111,7 +111,7 @@ def check_version(manifest: Manifest, settings: Path | None = None) -> None:
             raise VersionMismatchError(f"settings of run {manifest.run_id}", recorded, installed)
 
 
-def _authenticated_manifest(
+def authenticated_manifest(
     project: Project | None, store: Store, project_id: str | None, run_id: str, opts: Options,
 ) -> tuple[Manifest, str, Literal["clone", "store-only"], ClaimReport]:
     """The manifest, its sha256, the mode, and the claim saying how it was authenticated.
@@ -184,7 +184,7 @@ def verify(
         store = project.verifier_store(opts.warnings)
     store.check_access()
     try:
-        manifest, msha, mode, manifest_claim = _authenticated_manifest(
+        manifest, msha, mode, manifest_claim = authenticated_manifest(
             project, store, project_id, run_id, opts)
     except (UnauthenticatedError, IntegrityError) as exc:  # no manifest to go on
         verdict: Verdict = ("unauthenticated" if isinstance(exc, UnauthenticatedError)
@@ -246,15 +246,15 @@ def verify(
                 basis=(f"ezkl {ezkl_adapter.version()} verify accepted "
                        f"{'every chunk proof and every link' if len(result.proofs) > 1 else 'the proof'}"
                        f" for vk sha256 {vks} in a clean room") if proof_ok else failures[0]))
-            claims.append(_srs_claim(manifest, srs_public))
+            claims.append(srs_claim(manifest, srs_public))
             input_claim = bind_input(result.proofs[0], result.settings[0], local["input.json"])
-            claims.append(_from(input_claim))
+            claims.append(claim_report(input_claim))
             if input_claim.status == "failed":
                 failures.append(f"the proof is not about the claimed input ({input_claim.basis})")
             checks.append(Check(name="claimed input", ok=input_claim.status != "failed",
                                 detail=input_claim.basis))
             output_claim = decode_output(result.proofs[-1], result.settings[-1])
-            claims.append(_from(output_claim))
+            claims.append(claim_report(output_claim))
             if output_claim.status == "failed":
                 failures.append(f"the output cannot be read from the proof ({output_claim.basis})")
             elif output_claim.value is not None:
@@ -273,7 +273,7 @@ def verify(
                 more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
                 verdict, reason = "invalid", f"{failures[0]}{more}"
             elif not srs_public and not opts.allow_untrusted_srs:
-                verdict, reason = "untrusted-srs", _srs_claim(manifest, False).basis
+                verdict, reason = "untrusted-srs", srs_claim(manifest, False).basis
         except IntegrityError as exc:
             checks.append(Check(name="integrity", ok=False, detail=exc.one_line()))
             verdict, reason = "integrity-failure", exc.message
@@ -349,11 +349,11 @@ def _evm_claim(room: Path, manifest: Manifest, local: dict[str, Path],
         "and instances")), checks
 
 
-def _from(claim: Claim) -> ClaimReport:
+def claim_report(claim: Claim) -> ClaimReport:
     return ClaimReport(name=claim.name, status=claim.status, basis=claim.basis, value=claim.value)
 
 
-def _srs_claim(manifest: Manifest, public: bool) -> ClaimReport:
+def srs_claim(manifest: Manifest, public: bool) -> ClaimReport:
     k, sha = manifest.srs.logrows, manifest.srs.sha256
     if public:
         return ClaimReport(name="srs", status="established", basis=(

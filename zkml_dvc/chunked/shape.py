@@ -130,6 +130,12 @@ class Chunked:
     def prove_targets(self, manifest: Manifest) -> list[Path]:
         return [self.layout.srs_pointer, *self._up_to_keys(manifest, with_witness=True)]
 
+    def batch_keys(self, manifest: Manifest) -> dict[str, Path]:
+        raise InputError(f"run {manifest.run_id} is chunked: prove-batch proves monolithic runs "
+                         "(a chunked input needs its chunk witnesses made in order)",
+                         "Prove each new input with `zkml-dvc resume RUN_ID --from witness "
+                         "--input FILE`.")
+
     def resume_targets(self, project: Project, manifest: Manifest,
                        from_stage: str) -> tuple[list[str], str | None]:
         """Every output (records included, or DVC would redo the stage) of the stages before

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import pipeline, store, verify  # noqa: F401  (importing registers the commands)
+from . import batch, pipeline, store, verify  # noqa: F401  (importing registers the commands)
 from .base import main
 
 __all__ = ["main"]

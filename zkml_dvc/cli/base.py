@@ -1,6 +1,6 @@
 """The `zkml-dvc` command line: parse, call one library function, render.
 
-The commands live in cli/pipeline.py, cli/store.py and cli/verify.py; this module holds the group,
+The commands live in cli/pipeline.py, cli/store.py, cli/verify.py and cli/batch.py; this module holds the group,
 the error handling and the helpers they share.
 
 Exit codes (also in docs/errors.md):

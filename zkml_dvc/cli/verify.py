@@ -38,17 +38,22 @@ _VERDICT_LINES = {"valid": "VALID", "invalid": "INVALID", "integrity-failure": "
 @click.option("--evm", is_flag=True,
               help="Also check the run's Solidity verifier (a run made with `evm: true`): it must "
                    "be ezkl's verifier for the vk and accept the run's calldata in a local EVM.")
+@click.option("--batch", "batch_id", help="Verify batch ID of the run (`prove-batch`): every proof "
+              "in it, instead of the run's own proof.")
+@click.option("--batch-sha256", help="With --batch: trust only a batch manifest with this sha256 "
+              "(prove-batch prints it); without it the list of inputs is the store's word.")
 @click.option("--report", type=click.Path(path_type=Path), help="Where to write the report JSON.")
 def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint: str | None,
            region: str | None, profile: str | None, manifest_sha256: str | None,
            allowed_signers: Path | None, trust_store: bool, allow_untrusted_srs: bool,
-           evm: bool, report: Path | None) -> None:
+           evm: bool, batch_id: str | None, batch_sha256: str | None, report: Path | None) -> None:
     """Verify a run's proof in a clean room, from store artifacts alone.
 
     Prints the verdict line first, then what was established and by what (proof, manifest, SRS,
     input, output; with --evm the EVM verifier's verdict beside ezkl's), then each check. The
     output is decoded from the proof's instances. Exit 0 VALID, 3 INVALID, 4 INTEGRITY FAILURE,
-    9 UNTRUSTED SRS, 10 UNAUTHENTICATED (docs/security.md).
+    9 UNTRUSTED SRS, 10 UNAUTHENTICATED (docs/security.md). With --batch: every proof of the
+    batch, each with its input bound and its output decoded through its instances.
 
     \b
     Examples:
@@ -57,29 +62,52 @@ def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint:
       zkml-dvc verify RUN_ID --allowed-signers ~/.config/zkml-dvc/allowed_signers
       zkml-dvc verify RUN_ID --store s3://zkml-dvc --project zkml-demo --endpoint URL \\
           --manifest-sha256 SHA256
+      zkml-dvc verify RUN_ID --batch ID --batch-sha256 SHA256
     """
-    from ..errors import (
-        IntegrityError,
-        ProofInvalidError,
-        UnauthenticatedError,
-        UntrustedSrsError,
-    )
     from ..verifier import Options
     from ..verifier import verify as do_verify
 
+    if batch_sha256 and not batch_id:
+        raise click.UsageError("--batch-sha256 needs --batch")
+    if batch_id and evm:
+        raise click.UsageError("--evm checks the run's own proof: verify it without --batch")
     proj = None
     st = None
+    name = f"verify-{run_id}" + (f"-batch-{batch_id}" if batch_id else "") + ".json"
     if store_url:
         from ..remote import store_from_config
 
         st = store_from_config(store_url, endpoint, region, profile)
-        report = report or Path(f"verify-{run_id}.json")
+        report = report or Path(name)
     else:
         proj = project()
         warn_about_clone(proj)
-        report = report or proj.root / ".dvc" / "tmp" / "zkml-dvc" / f"verify-{run_id}.json"
+        report = report or proj.root / ".dvc" / "tmp" / "zkml-dvc" / name
     opts = Options(manifest_sha256=manifest_sha256, allowed_signers=allowed_signers,
                    trust_store=trust_store, allow_untrusted_srs=allow_untrusted_srs, evm=evm)
+    if batch_id:
+        from ..batch_verify import verify_batch
+
+        brep = verify_batch(run_id, batch_id, project=proj, store=st, project_id=project_id,
+                            options=opts, batch_sha256=batch_sha256, report_path=report)
+        line = _VERDICT_LINES[brep.verdict]
+        if brep.verdict == "valid":
+            line += "" if brep.srs_trusted else " (UNTRUSTED SRS)"
+            skipped = f"; {brep.not_proved} inputs have no proof" if brep.not_proved else ""
+            click.echo(f"{line}: batch {batch_id} of run {run_id} ({brep.model}): "
+                       f"{brep.proofs_verified} of {brep.proofs_listed} proofs verified in a clean "
+                       f"room{skipped}; report {report}")
+        else:
+            click.echo(f"{line}: batch {batch_id} of run {run_id}: {brep.reason}")
+        for claim in brep.claims:
+            click.echo(f"  {claim.name:<8} {claim.status.upper():<12} {claim.basis}")
+        _echo_checks(brep.checks)
+        for item in brep.items:
+            shown = f"output {item.output}; {item.detail}" if item.status == "valid" else item.detail
+            click.echo(f"  {item.status.upper():<17} {item.input_name} ({item.input_sha256[:12]}) "
+                       f"{shown}")
+        _raise_for(brep.verdict, f"batch {batch_id} of run {run_id}: {brep.reason}")
+        return
     rep = do_verify(run_id, project=proj, store=st, project_id=project_id, options=opts,
                     report_path=report)
     line = _VERDICT_LINES[rep.verdict]
@@ -95,6 +123,18 @@ def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint:
     _echo_checks(rep.checks)
     if rep.verdict == "valid" and rep.output:
         click.echo(f"  output: {rep.output}")
+    _raise_for(rep.verdict, f"run {run_id}: {rep.reason}")
+
+
+def _raise_for(verdict: str, what: str) -> None:
+    """A verdict other than VALID ends the command with its error (and exit code)."""
+    from ..errors import (
+        IntegrityError,
+        ProofInvalidError,
+        UnauthenticatedError,
+        UntrustedSrsError,
+    )
+
     errors = {"invalid": ProofInvalidError, "integrity-failure": IntegrityError,
               "untrusted-srs": UntrustedSrsError, "unauthenticated": UnauthenticatedError}
     remedies = {
@@ -106,8 +146,8 @@ def verify(run_id: str, store_url: str | None, project_id: str | None, endpoint:
         "unauthenticated": "Pin the manifest (--manifest-sha256), require a signature "
                            "(--allowed-signers), or pass --trust-store to accept the store's word.",
     }
-    if rep.verdict in errors:
-        raise errors[rep.verdict](f"run {run_id}: {rep.reason}", remedies[rep.verdict])
+    if verdict in errors:
+        raise errors[verdict](what, remedies[verdict])
 
 
 def _echo_checks(checks: list[Check]) -> None:
