@@ -1,7 +1,7 @@
 """The `zkml-dvc` command line: parse, call one library function, render.
 
-The commands live in cli/pipeline.py, cli/store.py, cli/verify.py and cli/batch.py; this module holds the group,
-the error handling and the helpers they share.
+The commands live in cli/pipeline.py, cli/store.py, cli/verify.py and cli/batch.py; this module
+holds the group, the error handling and the helpers they share.
 
 Exit codes (also in docs/errors.md):
   0 success            2 bad input or usage    3 proof invalid       4 integrity failure
