@@ -26,17 +26,13 @@ def main() -> dict[str, float]:
         root = make_project(tmp, "producer", env)
         run([ZKML, "store", "up", "--dir", str(tmp / "store")], root, env)
         try:
-            creds = localstore.credentials(tmp / "store")
-            st = localstore.status(tmp / "store")
-            assert st is not None
             run([ZKML, "run", "--run-id", "bench"], root, env)
             run(["git", "clone", "-q", str(root), str(tmp / "clone")], tmp, env)
             home = tmp / "home"
             home.mkdir()
+            # another machine: its own HOME and cache, the store (and its CA) through env vars only
             cenv = {**env, "HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"),
-                    "AWS_ACCESS_KEY_ID": creds["access_key_id"],
-                    "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"],
-                    "AWS_ENDPOINT_URL_S3": st.endpoint}
+                    **localstore.env_exports(tmp / "store")}
             t0 = time.perf_counter()
             # the benchmark proves with a local test SRS: accepted knowingly
             run([ZKML, "verify", "bench", "--allow-untrusted-srs", "--report", str(tmp / "r.json")],

