@@ -1,7 +1,9 @@
 """Every figure the project tracks, measured side by side in one run, as one table of
 figure / goal / measured / met (also written as JSON): overhead against plain ezkl and `dvc status`,
 transfers against s5cmd (one large object, many small ones), clean-room bytes, batch proving
-(32 inputs with one run's keys: prove-batch on local Ray vs a plain ezkl loop), chunked proving
+(32 inputs with one run's keys: prove-batch on local Ray vs a plain ezkl loop), the W256x4 model
+end to end (run, push, second-machine pull, clean-room verify, each against its baseline), chunked
+proving
 (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs: the longest part) and the cost
 estimate against measured runs. Baselines it needs are installed into .venv-tools (s5cmd).
 
@@ -21,6 +23,7 @@ import batch  # noqa: E402
 import chunked  # noqa: E402
 import cleanroom  # noqa: E402
 import estimate_check  # noqa: E402
+import large  # noqa: E402
 import overhead  # noqa: E402
 import transfer  # noqa: E402
 from _common import REPO  # noqa: E402
@@ -31,6 +34,9 @@ GOALS: list[tuple[str, str, float]] = [
     (r"^noop_ratio$", "<=", 1.3),
     (r"^transfer .*: (zkml-dvc store client|DVC push/pull) (push|pull) ratio$", ">=", 0.9),
     (r"^cleanroom_bytes_ratio$", "<=", 0.05),
+    (r"^large .*: run/plain ezkl ratio$", "<=", 1.03),
+    (r"^large .*: run peak RSS - plain ezkl's \(MB\)$", "<=", 100),
+    (r"^large .*: (push|pull --for prove)/s5cmd throughput ratio$", ">=", 0.9),
     (r"^chunked .* peak rss ratio$", "<=", 0.6),
     (r"^chunked .* critical path ratio$", "<=", 0.6),
     (r"^chunked .* total cpu ratio$", "<=", 2.5),
@@ -62,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     figures: dict[str, float] = {}
     for name, mod in (("overhead", overhead), ("transfer", transfer), ("cleanroom", cleanroom),
-                      ("batch", batch), ("chunked", chunked)):
+                      ("batch", batch), ("large", large), ("chunked", chunked)):
         print(f"\n== {name}")
         figures.update(mod.main())
     print("\n== estimate")

@@ -167,7 +167,7 @@ def test_tampered_batches_are_refused(produced: Produced, s3_server: S3Server,
     res = verify()
     assert res.returncode == 4 and "INTEGRITY FAILURE" in res.stdout, res.stdout + res.stderr
     # 2. batch.json edited to match: the proof verifies, but it is not about a's input
-    a["proof_sha256"], a["output"] = sha256_bytes(proof_b), b["output"]
+    a["proof_sha256"], a["proof_size"], a["output"] = sha256_bytes(proof_b), len(proof_b), b["output"]
     edited = json.dumps(batch, indent=2).encode()
     c.put_object(Bucket=bucket, Key=f"{prefix}/batch.json", Body=edited,
                  Metadata={"sha256": sha256_bytes(edited)})

@@ -1,0 +1,156 @@
+"""A large model end to end: the W256x4 MLP (64 -> 256 x4 -> 10, ReLU), each step beside its baseline.
+
+1. run: `zkml-dvc run --no-push` (cold) vs a plain ezkl script making the same calls (settings,
+   calibrate, compile, witness, setup, prove, verify) with the same SRS; wall time and peak RSS
+   (of the whole process tree, GNU time's %M);
+2. push: `zkml-dvc push RUN` (DVC objects, SRS, run index) vs s5cmd uploading the same DVC
+   objects;
+3. second machine: `zkml-dvc pull RUN --for prove` in a fresh clone with an empty cache vs s5cmd
+   downloading the same objects;
+4. clean-room `zkml-dvc verify RUN` from that clone vs plain ezkl's verify in a fresh process.
+Targets (issue 15): run <= 1.03x plain ezkl; push and pull >= 0.9x s5cmd; run's peak RSS within
+100 MB of plain ezkl's. The SRS is made once, before both sides (neither pays for gen_srs).
+Run: .venv/bin/python benchmarks/large.py [--width 256] [--depth 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ZKML, bench_env, ensure_s5cmd, make_mlp, run, scratch  # noqa: E402
+
+SETTINGS = r'''
+import sys, ezkl
+onnx, cal, s = sys.argv[1:4]
+ra = ezkl.PyRunArgs()
+ra.input_visibility, ra.output_visibility, ra.param_visibility = "public", "public", "fixed"
+assert ezkl.gen_settings(onnx, s, py_run_args=ra)
+assert ezkl.calibrate_settings(cal, onnx, s, "resources", scales=[7])
+'''
+REST = r'''
+import sys, ezkl
+from pathlib import Path
+d, onnx, inp, srs = sys.argv[1:5]
+d = Path(d)
+s, c = str(d / "settings.json"), str(d / "network.compiled")
+assert ezkl.compile_circuit(onnx, c, s)
+ezkl.gen_witness(inp, c, str(d / "witness.json"))
+assert ezkl.setup(c, str(d / "vk.key"), str(d / "pk.key"), srs_path=srs)
+ezkl.prove(str(d / "witness.json"), c, str(d / "pk.key"), str(d / "proof.json"), srs_path=srs)
+assert ezkl.verify(str(d / "proof.json"), s, str(d / "vk.key"), srs_path=srs)
+'''
+VERIFY = r'''
+import sys, ezkl
+d, srs = sys.argv[1:3]
+assert ezkl.verify(f"{d}/proof.json", f"{d}/settings.json", f"{d}/vk.key", srs_path=srs)
+'''
+
+
+def timed_rss(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS in bytes of the process tree, stdout."""
+    rss_file = cwd / ".rss"
+    t0 = time.perf_counter()
+    proc = run(["/usr/bin/time", "-o", str(rss_file), "-f", "%M", *cmd], cwd, env)
+    wall = time.perf_counter() - t0
+    rss = int(rss_file.read_text().split()[-1]) * 1024
+    rss_file.unlink()
+    return wall, rss, proc.stdout
+
+
+def main() -> dict[str, float]:
+    from zkml_dvc import localstore
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--depth", type=int, default=4)
+    args = ap.parse_args([] if __name__ != "__main__" else None)
+    name = f"W{args.width}x{args.depth}"
+    s5 = ensure_s5cmd()
+    py = sys.executable
+    with scratch() as td:
+        tmp = Path(td)
+        env = bench_env(tmp)
+        onnx, inp, cal = make_mlp(args.width, tmp / "model", depth=args.depth)
+        # plain ezkl, part 1: settings and calibration (timed), which fix logrows
+        plain = tmp / "plain"
+        plain.mkdir()
+        t_set, rss_set, _ = timed_rss([py, "-c", SETTINGS, str(onnx), str(cal),
+                                       str(plain / "settings.json")], plain, env)
+        logrows = json.loads((plain / "settings.json").read_text())["run_args"]["logrows"]
+        # the SRS, once, into the cache both sides use (untimed)
+        out = run([py, "-c", "import sys; from zkml_dvc import srs; "
+                   "print(srs.obtain('local', int(sys.argv[1])).sha256)", str(logrows)], tmp, env)
+        srs_file = Path(env["ZKML_DVC_CACHE_DIR"]) / "blobs" / out.stdout.split()[-1]
+        t_rest, rss_rest, _ = timed_rss([py, "-c", REST, str(plain), str(onnx), str(inp),
+                                         str(srs_file)], plain, env)
+        plain_s, plain_rss = t_set + t_rest, max(rss_set, rss_rest)
+        pk_mb = (plain / "pk.key").stat().st_size / 1e6
+        print(f"{name}: logrows {logrows}, pk {pk_mb:.0f} MB; plain ezkl {plain_s:.1f} s, "
+              f"peak RSS {plain_rss / 1e6:.0f} MB", flush=True)
+        # zkml-dvc run, cold (the SRS cached as for the plain script)
+        root = tmp / "producer"
+        run([ZKML, "init", str(root), "--model", str(onnx), "--input", str(inp), "--calibration",
+             str(cal), "--name", "big", "--project", "bench"], tmp, env)
+        params = (root / "params.yaml").read_text().replace("scales: null", "scales:\n    - 7")
+        (root / "params.yaml").write_text(params)
+        run(["git", "commit", "-qam", "pin scale"], root, env)
+        run([ZKML, "store", "up", "--dir", str(tmp / "store")], root, env)
+        try:
+            store_env = localstore.env_exports(tmp / "store")
+            run_s, run_rss, _ = timed_rss([ZKML, "run", "--no-push", "--run-id", "big"], root, env)
+            print(f"zkml-dvc run {run_s:.1f} s ({run_s / plain_s:.3f}x), peak RSS "
+                  f"{run_rss / 1e6:.0f} MB ({(run_rss - plain_rss) / 1e6:+.0f} MB)", flush=True)
+            # push vs s5cmd uploading the same DVC objects
+            t0 = time.perf_counter()
+            run([ZKML, "push", "big"], root, env)
+            push_s = time.perf_counter() - t0
+            objects = root / ".dvc" / "cache" / "files" / "md5"
+            nbytes = sum(p.stat().st_size for p in objects.rglob("*") if p.is_file())
+            s5env = {**os.environ, **store_env}
+            s5base = [s5, "--endpoint-url", store_env["AWS_ENDPOINT_URL_S3"]]
+            t0 = time.perf_counter()
+            subprocess.run([*s5base, "cp", f"{objects}/*", "s3://zkml-dvc/s5cmd-baseline/"],
+                           env=s5env, check=True, capture_output=True)
+            s5_up = time.perf_counter() - t0
+            # the second machine: a fresh clone, an empty cache, the store through env vars
+            clone = tmp / "clone"
+            run(["git", "clone", "-q", str(root), str(clone)], tmp, env)
+            home = tmp / "home"
+            home.mkdir()
+            cenv = {**env, "HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"),
+                    **store_env}
+            t0 = time.perf_counter()
+            run([ZKML, "pull", "big", "--for", "prove"], clone, cenv)
+            pull_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            subprocess.run([*s5base, "cp", "s3://zkml-dvc/s5cmd-baseline/*", f"{tmp / 's5down'}/"],
+                           env=s5env, check=True, capture_output=True)
+            s5_down = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run([ZKML, "verify", "big", "--allow-untrusted-srs"], clone, cenv)
+            verify_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            run([py, "-c", VERIFY, str(plain), str(srs_file)], plain, env)
+            plain_verify_s = time.perf_counter() - t0
+        finally:
+            localstore.down(tmp / "store")
+    print(f"push {push_s:.1f} s vs s5cmd {s5_up:.1f} s ({nbytes / 1e6:.0f} MB of DVC objects) -> "
+          f"{s5_up / push_s:.2f}x; pull --for prove {pull_s:.1f} s vs s5cmd {s5_down:.1f} s -> "
+          f"{s5_down / pull_s:.2f}x; clean-room verify {verify_s:.1f} s vs plain ezkl verify "
+          f"{plain_verify_s:.1f} s")
+    return {f"large {name}: run/plain ezkl ratio": run_s / plain_s,
+            f"large {name}: run peak RSS - plain ezkl's (MB)": (run_rss - plain_rss) / 1e6,
+            f"large {name}: push/s5cmd throughput ratio": s5_up / push_s,
+            f"large {name}: pull --for prove/s5cmd throughput ratio": s5_down / pull_s,
+            f"large {name}: clean-room verify/plain ezkl verify time ratio": verify_s / plain_verify_s}
+
+
+if __name__ == "__main__":
+    main()
