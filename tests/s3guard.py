@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from zkml_dvc.store import SAFE_KEY_RE
+from zkml_dvc.o3names import SAFE_KEY_RE
 
 O3_OPERATIONS = frozenset({
     "ListBuckets", "CreateBucket", "DeleteBucket", "HeadBucket", "PutBucketVersioning",

@@ -17,6 +17,7 @@ NO_PROGRESS = "ZKML_DVC_NO_PROGRESS"  # any non-empty value switches progress ba
 TRACEBACK = "ZKML_DVC_TRACEBACK"  # any non-empty value prints tracebacks (like -v)
 MULTIPART_THRESHOLD = "ZKML_DVC_MULTIPART_THRESHOLD"  # bytes; default 100 MB (Akave's advice)
 MULTIPART_CHUNKSIZE = "ZKML_DVC_MULTIPART_CHUNKSIZE"  # bytes; default 32 MiB
+RANGED_THRESHOLD = "ZKML_DVC_RANGED_THRESHOLD"  # bytes from which downloads are parallel ranged GETs
 MAX_ATTEMPTS = "ZKML_DVC_MAX_ATTEMPTS"  # store retries (botocore standard mode); default 5
 CONNECT_TIMEOUT = "ZKML_DVC_CONNECT_TIMEOUT"  # seconds; default 5
 READ_TIMEOUT = "ZKML_DVC_READ_TIMEOUT"  # seconds; default 60

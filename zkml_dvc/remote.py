@@ -19,7 +19,8 @@ from . import env
 from .errors import ConfigError
 from .fsutil import atomic_write_text
 from .layout import STORE_DVC_PREFIX
-from .store import Store, StoreConfig, parse_url
+from .o3names import parse_url
+from .store import Store, StoreConfig
 
 REMOTE_NAME = "o3"
 AWS_CONFIG_NAME = "o3-aws.config"

@@ -19,7 +19,6 @@ cache is ``cache.py``.
 from __future__ import annotations
 
 import errno
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,52 +28,19 @@ from . import cache, env
 from .errors import (
     ConfigError,
     HashMismatchError,
-    InputError,
     IntegrityError,
     NotFoundError,
     StoreError,
 )
 from .fsutil import atomic_path, sha256_bytes, sha256_file
+from .o3names import check_key, parse_url
 from .progress import transfer_bar
 
 T = TypeVar("T")
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-SAFE_KEY_RE = re.compile(r"^[A-Za-z0-9!\-_.*'()/]+$")
 SHA_META = "sha256"
 MAX_SMALL_OBJECT = 64 * 1024 * 1024  # manifests and index files are read into memory up to this
 DOWNLOAD_CHUNK = 8 * 1024 * 1024
 READ_AFTER_WRITE_DELAYS = (0.2, 0.5)  # seconds between HeadObject retries of a 404 on reads
-
-
-def check_bucket_name(bucket: str) -> str:
-    if not BUCKET_RE.match(bucket) or "--" in bucket:
-        raise InputError(
-            f"bucket name {bucket!r} is not accepted by O3",
-            "Use 3-63 lowercase letters, digits and single hyphens, starting and ending with a "
-            "letter or digit.",
-        )
-    return bucket
-
-
-def check_key(key: str) -> str:
-    if not key or not SAFE_KEY_RE.match(key) or "//" in key or key.startswith("/"):
-        raise InputError(
-            f"object key {key!r} has characters O3 does not accept",
-            "Use letters, digits, / and ! - _ . * ' ( ) only (rename the file or run id).",
-        )
-    return key
-
-
-def parse_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` -> (bucket, prefix without slashes)."""
-    m = re.match(r"^s3://([^/]+)/?(.*)$", url)
-    if not m:
-        raise InputError(f"store URL {url!r} is not of the form s3://BUCKET/PREFIX", "")
-    bucket, prefix = m.group(1), m.group(2).strip("/")
-    check_bucket_name(bucket)
-    if prefix:
-        check_key(prefix)
-    return bucket, prefix
 
 
 @dataclass
@@ -373,7 +339,7 @@ class Store:
         try:
             with atomic_path(target) as tmp:
                 try:
-                    actual = self._stream_to(tmp, rel, advance)
+                    actual = self._download(tmp, rel, size, advance)
                 finally:
                     done()
                 if actual != want:
@@ -429,10 +395,31 @@ class Store:
 
         return self._get_body(rel, consume)
 
-    def _stream_to(self, tmp: Path, rel: str, advance: Callable[[int], None] | None) -> str:
-        """GetObject into ``tmp``, hashing as the bytes arrive (one pass, bounded memory);
-        returns the sha256 of what was written."""
+    def _download(self, tmp: Path, rel: str, size: int,
+                  advance: Callable[[int], None] | None) -> str:
+        """The object into ``tmp``; returns the sha256 of what was written. From
+        ``ZKML_DVC_RANGED_THRESHOLD`` bytes (default 64 MiB) as parallel ranged GETs (ranged.py),
+        below it as one GET hashed as the bytes arrive (one pass, bounded memory)."""
         import hashlib
+
+        if size >= env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024):
+            from . import ranged
+
+            def get_range(byte_range: str) -> Any:
+                from botocore.exceptions import ClientError
+
+                try:
+                    return self.client.get_object(Bucket=self.bucket, Key=self.key(rel),
+                                                  Range=byte_range)["Body"]
+                except ClientError as exc:
+                    raise self._error(exc, f"download {rel}") from None
+
+            try:
+                return ranged.download(get_range, tmp, size, advance,
+                                       attempts=env.get_int(env.MAX_ATTEMPTS, 5))["sha256"]
+            except ranged.PartError as exc:
+                raise StoreError(f"download of {rel} from {self.where} failed: {exc}",
+                                 "Retry: nothing partial was kept.") from None
 
         def consume(body: Any) -> str:
             h = hashlib.sha256()

@@ -262,3 +262,38 @@ def test_small_reads_stop_at_the_cap_whatever_the_server_sends(s3_server, bucket
     monkeypatch.setattr(store_mod, "MAX_SMALL_OBJECT", 1024)
     with pytest.raises(errors.IntegrityError, match="unexpectedly large"):
         s.get_bytes("x/m.json")
+
+
+def test_large_downloads_are_parallel_ranges_that_survive_faults(s3_server, bucket, tmp_path,
+                                                                 monkeypatch, fault_proxy):
+    """Above ZKML_DVC_RANGED_THRESHOLD an object comes as parallel ranged GETs: through the fault
+    proxy (every 3rd request: 503, 500, reset, half a body, latency) each part cut short is fetched
+    again alone, and the file is whole; an object changed behind the manifest's back is refused
+    and nothing is left in place."""
+    from zkml_dvc import ranged
+
+    monkeypatch.setenv("ZKML_DVC_RANGED_THRESHOLD", str(1024 * 1024))
+    monkeypatch.setenv("ZKML_DVC_MAX_ATTEMPTS", "8")
+    monkeypatch.setattr(ranged, "PART", 1024 * 1024)
+    src = _file(tmp_path / "pk.key", 12 * 1024 * 1024 + 123)
+    make_store(s3_server, bucket).put_file(src, "pk.key")
+    st = make_store(s3_server, bucket, endpoint=fault_proxy.endpoint)
+    before = fault_proxy.faults()
+    gets = s3_server.guard.log.operations["GetObject"]
+    fault_proxy.set(every=3)
+    try:
+        out = st.get_file("pk.key", tmp_path / "dl" / "pk.key", sha256_file(src), use_cache=False)
+    finally:
+        fault_proxy.set(every=0)
+    faults = fault_proxy.faults() - before
+    assert sha256_file(out) == sha256_file(src)
+    assert s3_server.guard.log.operations["GetObject"] - gets >= 13  # one GET per part at least
+    assert sum(faults.values()) >= 3, faults
+    # the same size, other bytes, the sha256 metadata kept: refused, nothing left behind
+    s3_server.client(direct=True).put_object(Bucket=bucket, Key="pk.key",
+                                             Body=os.urandom(src.stat().st_size),
+                                             Metadata={"sha256": sha256_file(src)})
+    dest = tmp_path / "dl2" / "pk.key"
+    with pytest.raises(errors.HashMismatchError, match="pk.key"):
+        st.get_file("pk.key", dest, sha256_file(src), use_cache=False)
+    assert not dest.parent.exists() or not list(dest.parent.iterdir())

@@ -6,7 +6,7 @@ import pytest
 
 from zkml_dvc import errors
 from zkml_dvc.fsutil import atomic_path, atomic_write_json, confined, sha256_file
-from zkml_dvc.store import check_bucket_name, check_key, parse_url
+from zkml_dvc.o3names import check_bucket_name, check_key, parse_url
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path):

@@ -7,8 +7,8 @@ import pytest
 from zkml_dvc import errors
 from zkml_dvc.layout import ModelLayout, git_tracked
 from zkml_dvc.manifest import ArtifactEntry, Manifest, json_schema, parse_manifest
+from zkml_dvc.o3names import SAFE_KEY_RE
 from zkml_dvc.runs import diff, new_run_id, tag_name, validate_run_id
-from zkml_dvc.store import SAFE_KEY_RE
 
 REPO = Path(__file__).resolve().parents[2]
 
