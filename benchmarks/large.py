@@ -1,4 +1,5 @@
-"""A large model end to end: the W256x4 MLP (64 -> 256 x4 -> 10, ReLU), each step beside its baseline.
+"""A large model end to end: the W256x4 MLP (four linear layers: 64 -> 256 -> 256 -> 256 -> 10, ReLU;
+logrows 17, pk ~0.55 GB), each step beside its baseline.
 
 1. run: `zkml-dvc run --no-push` (cold) vs a plain ezkl script making the same calls (settings,
    calibrate, compile, witness, setup, prove, verify) with the same SRS; wall time and peak RSS
@@ -10,7 +11,7 @@
 4. clean-room `zkml-dvc verify RUN` from that clone vs plain ezkl's verify in a fresh process.
 Targets (issue 15): run <= 1.03x plain ezkl; push and pull >= 0.9x s5cmd; run's peak RSS within
 100 MB of plain ezkl's. The SRS is made once, before both sides (neither pays for gen_srs).
-Run: .venv/bin/python benchmarks/large.py [--width 256] [--depth 4]
+Run: .venv/bin/python benchmarks/large.py [--width 256] [--depth 3]
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def main() -> dict[str, float]:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--depth", type=int, default=3, help="hidden layers (linear layers - 1)")
     args = ap.parse_args([] if __name__ != "__main__" else None)
-    name = f"W{args.width}x{args.depth}"
+    name = f"W{args.width}x{args.depth + 1}"
     s5 = ensure_s5cmd()
     py = sys.executable
     with scratch() as td:

@@ -30,6 +30,7 @@ from .remote import REMOTE_NAME
 
 if TYPE_CHECKING:
     from .project import Project
+    from .store import Store
 
 LAST_ERROR = Path(".dvc") / "tmp" / "zkml-dvc" / "last-stage-error.txt"
 
@@ -369,14 +370,21 @@ def _own_aws_files() -> Iterator[None]:
             os.environ.pop(k, None)
 
 
-def pull(project: Project, targets: list[str]) -> None:
+def pull(project: Project, targets: list[str], store: Store | None = None) -> None:
     """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5), as a verifier
     who does not trust the clone: the AWS config and credentials files are the user's own, whatever
     the remote's ``configpath`` / ``credentialpath`` say (DVC re-reads its config on every
-    operation, so the files are pinned through the environment DVC consults first)."""
+    operation, so the files are pinned through the environment DVC consults first). With
+    ``store`` (the same store root), large objects are first fetched into DVC's cache at the
+    store's full rate (prefetch.py)."""
     from dvc.exceptions import DvcException
 
     with _own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
+        if store is not None:
+            from . import prefetch
+
+            wanted = prefetch.large_objects(lock_outs(project.root), targets)
+            prefetch.prefetch(store, repo.cache.local.oid_to_path, wanted)
         try:
             _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:

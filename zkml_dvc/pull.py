@@ -14,6 +14,7 @@ from .layout import run_index_prefix
 from .manifest import Manifest
 from .project import Project
 from .shapes import shape_for_manifest
+from .store import Store
 from .verifier import check_version
 
 PullTarget = Literal["verify", "prove", "all"]
@@ -43,10 +44,11 @@ def check_local(root: Path, manifest: Manifest, path: Path) -> None:
         raise HashMismatchError(f"{path} of run {manifest.run_id}", entry.sha256, actual)
 
 
-def restore(project: Project, manifest: Manifest, targets: list[str]) -> None:
+def restore(project: Project, manifest: Manifest, targets: list[str],
+            store: Store | None = None) -> None:
     """`dvc pull` of ``targets`` (files or directories), then every restored file of the run
     checked against the manifest's sha256."""
-    pipeline.pull(project, targets)
+    pipeline.pull(project, targets, store)
     for a in manifest.artifacts:
         if a.md5 and any(a.path == t or a.path.startswith(t.rstrip("/") + "/") for t in targets):
             check_local(project.root, manifest, Path(a.path))
@@ -77,7 +79,7 @@ def pull(project: Project, run_id: str, target: PullTarget = "verify") -> PullRe
     else:
         wanted = shape.prove_targets(manifest) if target == "prove" else \
             [Path(a.path) for a in manifest.artifacts if a.md5]
-        pipeline.pull(project, [str(p) for p in wanted])
+        pipeline.pull(project, [str(p) for p in wanted], store)
         for p in wanted:
             check_local(project.root, manifest, p)
             restored.append(str(p))

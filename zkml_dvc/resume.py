@@ -33,9 +33,10 @@ def resume(project: Project, run_id: str, from_stage: str = "witness",
         if not new_input.exists():
             raise MissingFileError(new_input, "new input", "")
         check_input(inspect_model(project.root / mp.onnx), new_input)
+    store = project.require_store()
     if targets:
-        restore(project, manifest, targets)
-    srs_mod.fetch(project.require_store(), manifest.srs)
+        restore(project, manifest, targets, store)
+    srs_mod.fetch(store, manifest.srs)
     if new_input is not None:
         (project.root / mp.input).write_bytes(new_input.read_bytes())
     return run(project, manifest.model, run_id=new_run_id, push=push, parent_run=run_id,

@@ -148,6 +148,30 @@ def test_pull_for_verify_restores_exactly_the_kit(produced: Produced, s3_server:
         assert not (repo / p).exists()
 
 
+def test_pull_for_prove_fetches_large_objects_as_parallel_ranges(produced: Produced,
+                                                                  s3_server: S3Server,
+                                                                  tmp_path: Path):
+    """An object from the ranged threshold up (here 1 MiB: the pk) comes into DVC's cache as
+    parallel ranged GETs, checked against its DVC name, read-only as DVC keeps its objects; DVC
+    then only checks it out (it fetches nothing of it again); every file has its sha256."""
+    from zkml_dvc.ranged import ranges
+
+    env = {**machine_env(tmp_path, s3_server), "ZKML_DVC_RANGED_THRESHOLD": str(1024 * 1024)}
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(repo, "r1")
+    pk = m.artifact(LAY.pk)
+    assert pk.md5 and pk.object_key and pk.size > 1024 * 1024
+    s3_server.guard.log.reset()
+    res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    assert s3_server.guard.log.get_keys.count(pk.object_key) == len(ranges(pk.size))
+    for p in (LAY.pk, LAY.vk, LAY.settings, LAY.compiled, LAY.witness):
+        assert sha256_file(repo / p) == m.artifact(p).sha256
+    cached = repo / ".dvc" / "cache" / "files" / "md5" / pk.md5[:2] / pk.md5[2:]
+    assert cached.stat().st_mode & 0o777 == 0o444
+    assert not list(cached.parent.glob("*.incomplete"))
+
+
 def test_pull_never_writes_through_a_symlink_out_of_the_workspace(produced: Produced,
                                                                  s3_server: S3Server,
                                                                  tmp_path: Path):
