@@ -26,7 +26,7 @@ from .errors import (
     StoreError,
     ZkmlError,
 )
-from .remote import REMOTE_NAME
+from .remote import REMOTE_NAME, own_aws_files
 
 if TYPE_CHECKING:
     from .project import Project
@@ -141,6 +141,7 @@ class Sync:
     pushed_files: int = 0
     # called with a stage's name after its outputs were pushed (the runner uploads the SRS there)
     after_push: Callable[[str], None] | None = None
+    store: Store | None = None  # the same store root: large outputs go up at its full rate
 
 
 def repro(project: Project, model: str, force_stage: str | None = None,
@@ -208,6 +209,9 @@ def _synced_repro_fn(repo: Any, sync: Sync) -> Any:
         if ret is not None and _ran_here(stage, since):
             try:
                 with _transfer_log_quiet():
+                    if sync.store is not None:
+                        from .prefetch import stage_large, upload_large
+                        upload_large(sync.store, repo, stage_large(stage))
                     sync.pushed_files += int(repo.push(targets=[stage.addressing],
                                                        remote=REMOTE_NAME) or 0)
                     _push_run_cache_entry(repo, stage)
@@ -242,7 +246,7 @@ def repro_targets(project: Project, targets: list[str], force: str | None = None
         repo = stack.enter_context(project.dvc())
         kwargs: dict[str, Any] = {}
         if sync is not None:
-            stack.enter_context(_own_aws_files())
+            stack.enter_context(own_aws_files())
             # `repro_fn` is DVC's own hook for the per-stage step of `reproduce` (dvc exp uses it)
             kwargs = {"pull": True, "repro_fn": _synced_repro_fn(repo, sync)}
         try:
@@ -272,7 +276,7 @@ def fetch_unchanged(project: Project, names: list[str], sync: Sync) -> None:
     from dvc.exceptions import CheckoutError, DvcException
     from dvc.repo import lock_repo
 
-    with _own_aws_files(), project.dvc() as repo, _transfer_log_quiet(), lock_repo(repo):
+    with own_aws_files(), project.dvc() as repo, _transfer_log_quiet(), lock_repo(repo):
         for name in names:
             stage = repo.stage.collect(name)[0]
             if all(out.exists for out in stage.outs) or stage.changed(allow_missing=True):
@@ -352,24 +356,6 @@ def lock_outs(root: Path) -> dict[str, dict[str, Any]]:
     return outs
 
 
-@contextlib.contextmanager
-def _own_aws_files() -> Iterator[None]:
-    """DVC's S3 remote sets AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE from the remote's
-    ``configpath`` / ``credentialpath`` only if they are unset, and botocore runs any
-    ``credential_process`` such a file names. Pin both to the user's own files for the call, so a
-    clone's tracked config can never choose them (restored afterwards)."""
-    pinned = {"AWS_CONFIG_FILE": str(Path.home() / ".aws" / "config"),
-              "AWS_SHARED_CREDENTIALS_FILE": str(Path.home() / ".aws" / "credentials")}
-    added = [k for k in pinned if k not in os.environ]
-    for k in added:
-        os.environ[k] = pinned[k]
-    try:
-        yield
-    finally:
-        for k in added:
-            os.environ.pop(k, None)
-
-
 def pull(project: Project, targets: list[str], store: Store | None = None) -> None:
     """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5), as a verifier
     who does not trust the clone: the AWS config and credentials files are the user's own, whatever
@@ -379,12 +365,10 @@ def pull(project: Project, targets: list[str], store: Store | None = None) -> No
     store's full rate (prefetch.py)."""
     from dvc.exceptions import DvcException
 
-    with _own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
+    with own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
         if store is not None:
-            from . import prefetch
-
-            wanted = prefetch.large_objects(lock_outs(project.root), targets)
-            prefetch.prefetch(store, repo.cache.local.oid_to_path, wanted)
+            from .prefetch import fetch_large, large_objects
+            fetch_large(store, repo, large_objects(lock_outs(project.root), targets))
         try:
             _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:
@@ -431,12 +415,17 @@ def status_clean(project: Project, model: str) -> bool:
         return not repo.status(targets=[final_stage(project, model)], with_deps=True)
 
 
-def push_rev(project: Project, commit: str, at_head: bool) -> int:
-    """`dvc push` of every object referenced at ``commit`` (a run's commit) from the cache."""
+def push_rev(project: Project, commit: str, at_head: bool, store: Store | None = None,
+             large: dict[str, int] | None = None) -> int:
+    """`dvc push` of every object referenced at ``commit`` (a run's commit) from the cache; the
+    ``large`` objects ({md5: size}) go up first to ``store`` at its full rate (prefetch.py)."""
     from dvc.exceptions import DvcException
 
     kwargs: dict[str, Any] = {} if at_head else {"revs": [commit], "workspace": False}
     with project.dvc() as repo, _transfer_log_quiet():
+        if store is not None and large:
+            from .prefetch import upload_large
+            upload_large(store, repo, large)
         try:
             return int(_retry_transfers(lambda: repo.push(remote=REMOTE_NAME, **kwargs)) or 0)
         except DvcException as exc:

@@ -1,4 +1,5 @@
-"""Large DVC objects fetched into DVC's cache at the store's full rate, before `dvc pull`.
+"""Large DVC objects moved at the store's full rate: fetched into DVC's cache before `dvc pull`,
+uploaded before `dvc push`.
 
 DVC (through s3fs) downloads a large object as 50 MiB ranged reads under asyncio, at well under
 the rate the store serves (benchmarks/transfer.py, benchmarks/large.py). So before `dvc pull`,
@@ -8,11 +9,17 @@ cache, under its DVC name, checked against that name (its md5: what DVC's cache 
 read-only as DVC keeps its objects, and renamed into place only when whole. DVC then finds the
 objects present and only checks them out; objects and layout are DVC's own, so plain `dvc pull`
 still works on the same store. Anything that goes wrong here is left to `dvc pull` itself.
+
+The other way, before `dvc push`, each large object the store lacks is uploaded from DVC's cache
+with boto3's transfer manager (multipart from O3's advised threshold, parts in parallel) under its
+DVC key; DVC then finds it present and skips it. A failed upload is left to `dvc push`; a
+multipart upload that fails is aborted, so no partial object appears under the key.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +32,19 @@ from .store import Store
 def large_objects(outs: dict[str, dict[str, Any]], targets: list[str]) -> dict[str, int]:
     """{md5: size} of the file outputs (not directories) named by ``targets`` in dvc.lock's
     ``outs`` (path -> {"md5", "size"}) from the ranged threshold up."""
-    threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
-    wanted: dict[str, int] = {}
-    for path, info in outs.items():
-        md5, size = info.get("md5"), info.get("size")
-        if not md5 or str(md5).endswith(".dir") or not isinstance(size, int) or size < threshold:
-            continue
-        if any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets):
-            wanted[str(md5)] = size
-    return wanted
+    return large_of((info.get("md5"), info.get("size")) for path, info in outs.items()
+                    if any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets))
 
 
-def prefetch(store: Store, cache_path: Any, wanted: dict[str, int]) -> int:
-    """Download each object of ``wanted`` ({md5: size}) that the cache lacks into it
-    (``cache_path(md5)`` is its path there). Returns the bytes fetched; a failure skips that
-    object (DVC fetches it as usual)."""
+def fetch_large(store: Store, repo: Any, wanted: dict[str, int]) -> int:
+    """Download each object of ``wanted`` ({md5: size}) that DVC's cache (of the open DVC
+    ``repo``) lacks into it. Returns the bytes fetched; a failure skips that object (DVC fetches
+    it as usual)."""
     from . import ranged
 
     fetched = 0
     for md5, size in wanted.items():
-        dest = Path(cache_path(md5))
+        dest = Path(repo.cache.local.oid_to_path(md5))
         if dest.exists():
             continue
         key = store.key(dvc_object_key(md5))
@@ -61,3 +61,32 @@ def prefetch(store: Store, cache_path: Any, wanted: dict[str, int]) -> int:
                     raise ValueError(f"object {md5} from the store has md5 {got['md5']}")
             fetched += size
     return fetched
+
+
+def large_of(pairs: Iterable[tuple[str | None, int | None]]) -> dict[str, int]:
+    """{md5: size} of (md5, size) pairs of file objects (not directories) from the threshold up."""
+    threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
+    return {md5: size for md5, size in pairs if md5 and not md5.endswith(".dir")
+            and isinstance(size, int) and size >= threshold}
+
+
+def stage_large(stage: Any) -> dict[str, int]:
+    """{md5: size} of a DVC stage's large file outputs."""
+    return large_of((o.hash_info.value, o.meta.size) for o in stage.outs if o.hash_info)
+
+
+def upload_large(store: Store, repo: Any, wanted: dict[str, int]) -> int:
+    """Upload each object of ``wanted`` ({md5: size}) from DVC's cache (of the open DVC ``repo``)
+    that the store lacks. Returns the bytes sent; a failure skips that object (DVC pushes it as
+    usual)."""
+    sent = 0
+    for md5, size in wanted.items():
+        src = Path(repo.cache.local.oid_to_path(md5))
+        with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own push follows)
+            rel = dvc_object_key(md5)
+            if not src.is_file() or store.head(rel) is not None:
+                continue
+            store.client.upload_file(str(src), store.bucket, store.key(rel),
+                                     Config=store.transfer_config())
+            sent += size
+    return sent

@@ -10,8 +10,9 @@ headers O3 rejects, so plain `dvc push`/`dvc pull` work too.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +320,21 @@ def require_store(root: Path) -> Store:
             "(or `zkml-dvc store up` for the local store).",
         )
     return store
+
+
+@contextlib.contextmanager
+def own_aws_files() -> Iterator[None]:
+    """DVC's S3 remote sets AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE from the remote's
+    ``configpath`` / ``credentialpath`` only if they are unset, and botocore runs any
+    ``credential_process`` such a file names. Pin both to the user's own files for the call, so a
+    clone's tracked config can never choose them (restored afterwards)."""
+    pinned = {"AWS_CONFIG_FILE": str(Path.home() / ".aws" / "config"),
+              "AWS_SHARED_CREDENTIALS_FILE": str(Path.home() / ".aws" / "credentials")}
+    added = [k for k in pinned if k not in os.environ]
+    for k in added:
+        os.environ[k] = pinned[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)

@@ -68,7 +68,11 @@ def push_run(project: Project, run_id: str, store: Store | None = None) -> PushR
     store.check_access()
     ref, manifest = runs.load_manifest(root, run_id)
     before = (store.stats.uploaded_files, store.stats.uploaded_bytes, store.stats.skipped_files)
-    dvc_files = pipeline.push_rev(project, ref.commit, runs.head_commit(root) == ref.commit)
+    from .prefetch import large_of
+
+    large = large_of((a.md5, a.size) for a in manifest.artifacts)
+    dvc_files = pipeline.push_rev(project, ref.commit, runs.head_commit(root) == ref.commit,
+                                  store, large)
     repaired = _check_dvc_objects(root, store, manifest)
 
     blob = srs_mod.blob_path(manifest.srs.sha256)

@@ -224,7 +224,7 @@ def run(
     sync = None
     if store is not None:
         sync = pipeline.Sync(after_push=_srs_uploader(root / ModelLayout(shape.model).srs_pointer,
-                                                      store))
+                                                      store), store=store)
     # --force also starts setup/prove when the cost estimate says they will not fit in memory
     with env.scoped(env.IGNORE_MEMORY_ESTIMATE, "1" if force else None):
         prove_times = shape.reproduce(project, store, ray_address, progress, force_stage, sync)

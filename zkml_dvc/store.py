@@ -224,7 +224,8 @@ class Store:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, f"list {rel_prefix}") from None
 
-    def _transfer_config(self) -> Any:
+    def transfer_config(self) -> Any:
+        """boto3's transfer settings for uploads (multipart threshold and part size)."""
         from boto3.s3.transfer import TransferConfig
 
         return TransferConfig(
@@ -259,7 +260,7 @@ class Store:
             self.client.upload_file(
                 str(path), self.bucket, self.key(rel),
                 ExtraArgs={"Metadata": {SHA_META: sha, **(metadata or {})}},
-                Config=self._transfer_config(), Callback=advance,
+                Config=self.transfer_config(), Callback=advance,
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, f"upload {rel}") from None
