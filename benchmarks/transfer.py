@@ -6,8 +6,10 @@ proving key; default 1 GiB) and many small ones (default 500 of 64 KiB). Clients
   - boto3 tuned for this server (16 MiB parts, 8 threads, no verification)
   - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename;
     one object at a time)
-  - DVC push / pull (`dvc add` + the remote `o3` configured by zkml-dvc): the path every pk,
-    compiled circuit and witness takes
+  - DVC push / pull (`dvc add` + the remote `o3` configured by zkml-dvc): plain DVC
+  - zkml-dvc's DVC path (one large object): what `zkml-dvc push` and `pull --for prove` do with a
+    pk or compiled circuit: the object moved by zkml-dvc's own client into/from DVC's cache
+    (prefetch.py: parallel ranged GETs, boto3 multipart), then DVC's push/pull for the rest
 Prints MB/s and each path's ratio to s5cmd. Goal: >= 0.9x both ways for zkml-dvc's paths.
 Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-kb 64]
 """
@@ -23,6 +25,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BIN, bench_env, ensure_s5cmd, run, scratch, timed  # noqa: E402
+
+# What `zkml-dvc push` / `pull --for prove` do with a DVC output (pipeline.push_rev, pipeline.pull):
+# large objects moved by zkml-dvc's own client (prefetch.py), then DVC's transfer for the rest.
+ZK_DVC = r'''
+import sys, yaml
+from pathlib import Path
+from dvc.repo import Repo
+from zkml_dvc import prefetch
+from zkml_dvc.store import Store, StoreConfig
+action, root, endpoint = sys.argv[1:4]
+out = next(yaml.safe_load(p.read_text())["outs"][0] for p in Path(".").glob("*.dvc"))
+store = Store(StoreConfig(url=root, endpoint=endpoint))
+with Repo(".") as repo:
+    large = prefetch.large_of([(out["md5"], out["size"])])
+    if action == "push":
+        prefetch.upload_large(store, repo, large)
+        repo.push(remote="o3")
+    else:
+        prefetch.fetch_large(store, repo, large)
+        repo.pull(remote="o3")
+'''
 
 
 def _dvc_project(tmp: Path, name: str, env: dict[str, str], url: str, endpoint: str) -> Path:
@@ -92,6 +115,18 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     shutil.rmtree(target) if target.is_dir() else target.unlink()
     down = timed(lambda: run([str(BIN / "dvc"), "pull", "-q"], proj, denv))
     results["DVC push/pull"] = (up, down)
+
+    if not src.is_dir():  # zkml-dvc's DVC path: the large object first (prefetch.py), then DVC
+        zk = _dvc_project(tmp, f"{label}-zkproj", denv, f"s3://{bucket}/{label}-zkdvc", endpoint)
+        shutil.copyfile(src, zk / src.name)
+        run([str(BIN / "dvc"), "add", "-q", src.name], zk, denv)
+        root = f"s3://{bucket}/{label}-zkdvc"
+        up = timed(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint], zk, denv))
+        shutil.rmtree(zk / ".dvc" / "cache")
+        (zk / src.name).unlink()
+        down = timed(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint], zk, denv))
+        results["zkml-dvc's DVC path"] = (up, down)
+        shutil.rmtree(zk)
 
     s5env = {**os.environ, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
              "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"], "AWS_REGION": "akave-network",
