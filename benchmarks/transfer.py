@@ -35,7 +35,8 @@ from dvc.repo import Repo
 from zkml_dvc import prefetch
 from zkml_dvc.store import Store, StoreConfig
 action, root, endpoint = sys.argv[1:4]
-out = next(yaml.safe_load(p.read_text())["outs"][0] for p in Path(".").glob("*.dvc"))
+out = next(yaml.safe_load(p.read_text())["outs"][0] for p in Path(".").glob("*.dvc")
+           if p.is_file())
 store = Store(StoreConfig(url=root, endpoint=endpoint))
 with Repo(".") as repo:
     large = prefetch.large_of([(out["md5"], out["size"])])

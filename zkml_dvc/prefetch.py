@@ -48,14 +48,16 @@ def fetch_large(store: Store, repo: Any, wanted: dict[str, int]) -> int:
         if dest.exists():
             continue
         key = store.key(dvc_object_key(md5))
+        client = store.client  # made here, once: not by each of the download's threads
 
-        def get_range(byte_range: str, key: str = key) -> Any:
-            return store.client.get_object(Bucket=store.bucket, Key=key, Range=byte_range)["Body"]
+        def get_range(byte_range: str, key: str = key, client: Any = client) -> Any:
+            return client.get_object(Bucket=store.bucket, Key=key, Range=byte_range)["Body"]
 
         with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own pull follows)
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dest, mode=0o444) as tmp:
-                got = ranged.download(get_range, tmp, size, md5=True,
+                # md5 only: DVC's name for it; the manifest's sha256 is checked after checkout
+                got = ranged.download(get_range, tmp, size, algorithms=("md5",),
                                       attempts=env.get_int(env.MAX_ATTEMPTS, 5))
                 if got["md5"] != md5:
                     raise ValueError(f"object {md5} from the store has md5 {got['md5']}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 PART = 16 * 1024 * 1024
-WORKERS = 8
+WORKERS = 12  # measured: 12 x 16 MiB matched s5cmd on 1 GiB where 8 x 16 MiB did not
 READ = 1024 * 1024
 _DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
@@ -35,10 +35,12 @@ def ranges(size: int, part: int = PART) -> list[tuple[int, int]]:
 
 def download(get_range: Callable[[str], Any], tmp: Path, size: int,
              advance: Callable[[int], None] | None = None, attempts: int = 5,
-             workers: int = WORKERS, part: int | None = None, md5: bool = False) -> dict[str, str]:
-    """Fetch ``size`` bytes into ``tmp`` with ``get_range("bytes=A-B")`` (which returns a
-    readable body, or raises); returns the hex digests of what was written: {"sha256": ...} and,
-    with ``md5``, {"md5": ...} too. Raises PartError when a part fails every attempt."""
+             workers: int | None = None, part: int | None = None,
+             algorithms: tuple[str, ...] = ("sha256",)) -> dict[str, str]:
+    """Fetch ``size`` bytes into ``tmp`` with ``get_range("bytes=A-B")``, which returns a
+    readable body or raises (it runs on many threads: its client must exist already). Returns the
+    hex digest of what was written for each hashlib algorithm in ``algorithms``; raises PartError
+    when a part fails every attempt."""
     from botocore.exceptions import BotoCoreError
 
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -65,8 +67,9 @@ def download(get_range: Callable[[str], Any], tmp: Path, size: int,
                     error = exc
             raise PartError(f"bytes {start}-{end} failed {attempts} times: {error}") from error
 
-        hashes = {"sha256": hashlib.sha256(), **({"md5": hashlib.md5()} if md5 else {})}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="zkml-ranged") as pool:
+        hashes = {name: hashlib.new(name) for name in algorithms}
+        with ThreadPoolExecutor(max_workers=workers or WORKERS,
+                                thread_name_prefix="zkml-ranged") as pool:
             parts = ranges(size, part or PART)
             futures: list[Future[None]] = [pool.submit(fetch, a, b) for a, b in parts]
             try:

@@ -19,6 +19,7 @@ cache is ``cache.py``.
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,10 +73,15 @@ class Store:
         self.bucket, self.prefix = parse_url(cfg.url)
         self.stats = TransferStats()
         self._client: Any = None
+        self._client_lock = threading.Lock()
 
     # ---- connection -------------------------------------------------------------------------
     @property
     def client(self) -> Any:
+        with self._client_lock:  # threads (ranged.py) must share one client, not make their own
+            return self._client or self._make_client()
+
+    def _make_client(self) -> Any:
         if self._client is None:
             import boto3
             from botocore.config import Config
@@ -98,6 +104,7 @@ class Store:
                     connect_timeout=env.get_int(env.CONNECT_TIMEOUT, 5),
                     read_timeout=env.get_int(env.READ_TIMEOUT, 60),
                     s3={"addressing_style": "path"},
+                    max_pool_connections=16,  # ranged.py's parallel parts share the pool
                 ),
             )
         return self._client
