@@ -243,8 +243,10 @@ def prove_batch(project: Project, run_id: str, input_paths: list[Path],
     local_dir = project.root / lay.batch_dir(run_id, bid)
     (local_dir / "proofs").mkdir(parents=True, exist_ok=True)
     atomic_write_text(local_dir / ".gitignore", "*\n")
-    settings = store.get_file(manifest.artifact(keys["settings"]).object_key or "",
-                              local_dir / "settings.json", manifest.artifact(keys["settings"]).sha256)
+    refs = {name: _file_ref(project, manifest, name, path) for name, path in keys.items()}
+    settings_ref = refs.pop("settings")  # read here (to decode outputs), not by the workers
+    settings = store.get_file(settings_ref.store_key or "", local_dir / "settings.json",
+                              settings_ref.sha256)
     now = datetime.now(UTC)
     batch = _load_existing(store, prefix, manifest, vk_sha) or BatchManifest(
         batch_id=bid, project=manifest.project, run_id=run_id, model=manifest.model,
@@ -278,8 +280,6 @@ def prove_batch(project: Project, run_id: str, input_paths: list[Path],
 
     save()
     if todo:
-        refs = {name: _file_ref(project, manifest, name, path) for name, path in keys.items()
-                if name != "settings"}
         srs_path = srs_mod.path_for(manifest.srs, store)
         refs["srs"] = FileRef(name="srs", sha256=manifest.srs.sha256, size=manifest.srs.size,
                               local_path=str(srs_path), store_key=srs_key(manifest.srs.sha256))
