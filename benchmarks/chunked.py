@@ -56,7 +56,7 @@ def monolithic(onnx: Path, data: Path, cal: Path, work: Path) -> dict[str, float
     s, c, vk, pk, w = (work / n for n in ("settings.json", "network.compiled", "vk.key", "pk.key",
                                            "witness.json"))
     ez.gen_settings(onnx, s, RunArgs(input_visibility="public", output_visibility="public",
-                                     param_visibility="fixed", input_scale=7, param_scale=7))
+                                     param_visibility="fixed", input_scale=7, param_scale=7).for_ezkl())
     ez.calibrate_settings(cal, onnx, s, "resources", [7], scale_rebase_multiplier=[1])
     logrows = int(json.loads(s.read_text())["run_args"]["logrows"])
     srs = srs_for(logrows)

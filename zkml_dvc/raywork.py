@@ -79,13 +79,23 @@ def materialize(ref: FileRef, store: StoreRef | None, scratch: Path) -> tuple[Pa
 # Ray deserialises task results with cloudpickle: whoever can reach its ports can run code.
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+# One random token per process: Ray's driver reads the token once and keeps it, so a second local
+# instance started with a new token could not be reached by this process (GCS fails to start).
+_TOKEN: list[str] = []
+
+
+def _process_token() -> str:
+    import secrets
+
+    if not _TOKEN:
+        _TOKEN.append(secrets.token_hex(32))
+    return _TOKEN[0]
 
 
 @contextmanager
 def local_ray(num_cpus: int) -> Iterator[None]:
     """Start a private Ray instance for this process: loopback only, token-authenticated, no
     dashboard; stopped and the environment restored on exit."""
-    import secrets
     import shutil
 
     # Ray's session files and sockets, and (through TMPDIR, which its processes inherit) every
@@ -97,7 +107,7 @@ def local_ray(num_cpus: int) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in (_LOOPBACK_ENV, *_AUTH_ENV, "TMPDIR")}
     os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
     os.environ.update({_LOOPBACK_ENV: "0", "RAY_AUTH_MODE": "token",
-                       "RAY_AUTH_TOKEN": secrets.token_hex(32), "TMPDIR": scratch})
+                       "RAY_AUTH_TOKEN": _process_token(), "TMPDIR": scratch})
     try:
         import ray
         from ray._private import ray_constants

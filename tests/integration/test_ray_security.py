@@ -78,3 +78,22 @@ def test_joining_a_cluster_without_token_auth_warns(monkeypatch) -> None:
     assert warning is not None and "10.0.0.5:6379" in warning and "RAY_AUTH_MODE=token" in warning
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     assert unauthenticated_warning("10.0.0.5:6379") is None
+
+
+TWICE = textwrap.dedent("""
+    from zkml_dvc.raywork import local_ray
+
+    for i in range(2):
+        with local_ray(num_cpus=1):
+            import ray
+            print("session", i, ray.get(ray.remote(lambda: 40 + 2).remote()), flush=True)
+""")
+
+
+def test_one_process_can_start_the_local_instance_again(isolated_env) -> None:
+    # Python API users (and the chunked benchmark) prove twice in one process. Ray's driver keeps
+    # the first token it read, so each instance must be started with the same per-process token.
+    proc = subprocess.run([sys.executable, "-c", TWICE], capture_output=True, text=True,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[:2] == ["session 0 42", "session 1 42"], proc.stdout
