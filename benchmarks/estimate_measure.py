@@ -26,10 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import REPO, make_mlp, scratch  # noqa: E402
 
-# step in a child process: its own peak RSS, nothing of this process's
+# step in a child process: its own peak RSS (VmHWM: ru_maxrss would carry this process's over)
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 import ezkl
+from zkml_dvc.peakrss import peak_rss_bytes
 step, args = sys.argv[1], sys.argv[2:]
 t0 = time.perf_counter()
 if step == "setup":
@@ -37,7 +38,7 @@ if step == "setup":
 else:
     ok = ezkl.prove(args[0], args[1], args[2], args[3], srs_path=args[4])
 wall = time.perf_counter() - t0
-print(json.dumps({"seconds": wall, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+print(json.dumps({"seconds": wall, "peak_rss": peak_rss_bytes()}))
 """
 
 # the settings.json fields kept with each row (estimate.features reads them)

@@ -30,7 +30,9 @@ class StageRecord(BaseModel):
     duration_s: float
     ezkl_version: str
     peak_rss_bytes: int | None = Field(
-        default=None, description="peak resident memory of the stage's process (keygen, proving)")
+        default=None, description="peak resident memory of the stage's own process (keygen, proving): "
+                                  "its VmHWM, which counts nothing of the DVC process that "
+                                  "started it")
 
 
 class Check(BaseModel):

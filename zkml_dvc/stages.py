@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import ezkl_adapter, progress
+from . import ezkl_adapter, peakrss, progress
 from . import srs as srs_mod
 from .errors import CircuitUnsatisfiedError, InputError, MissingFileError, ProofInvalidError
 from .fsutil import atomic_dir, atomic_path, atomic_write_json, read_json, sha256_file
@@ -70,19 +70,11 @@ def run_stage(project: Project, stage: str, model: str, chunk: int | None = None
         ezkl_calls=calls, started=started, ended=ended,
         duration_s=round((ended - started).total_seconds(), 3),
         ezkl_version=ezkl_adapter.version(),
-        peak_rss_bytes=_peak_rss(),
+        peak_rss_bytes=peakrss.peak_rss_bytes(),
     )
     atomic_write_json(project.root / lay.stage_record(stage), record.model_dump(mode="json"))
     return record
 
-
-def _peak_rss() -> int | None:
-    """This process's peak RSS (a stage is one `zkml-dvc stage` process run by DVC)."""
-    try:
-        import resource
-    except ImportError:  # not on POSIX
-        return None
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
 def _progress_label(root: Path, stage: str, lay: ModelLayout) -> str:

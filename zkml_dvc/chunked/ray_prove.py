@@ -9,12 +9,12 @@ bytes; the driver checks them and writes them into the workspace.
 from __future__ import annotations
 
 import os
-import resource
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import peakrss
 from ..errors import PipelineError, ZkmlError
 from ..raywork import FileRef, ProgressFn, StoreRef, materialize, private_ezkl_dir, session
 
@@ -52,12 +52,13 @@ def prove_task(task: ProveTask) -> ProveResult:
         for ref in (task.witness, task.compiled, task.pk, task.srs):
             paths[ref.name], fetched[ref.name] = materialize(ref, task.store, scratch)
         proof = scratch / "proof.json"
+        peakrss.reset()  # a Ray worker lives on: count this task's peak only
         t0 = time.monotonic()
         ezkl_adapter.prove(paths[task.witness.name], paths[task.compiled.name],
                            paths[task.pk.name], proof, paths[task.srs.name])
         seconds = time.monotonic() - t0
         return ProveResult(index=task.index, proof=proof.read_bytes(), seconds=round(seconds, 3),
-                           max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                           max_rss_bytes=peakrss.peak_rss_bytes() or 0,
                            fetched=fetched)
 
 
