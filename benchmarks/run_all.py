@@ -3,9 +3,9 @@ figure / goal / measured / met (also written as JSON): overhead against plain ez
 transfers against s5cmd (one large object, many small ones), clean-room bytes, batch proving
 (32 inputs with one run's keys: prove-batch on local Ray vs a plain ezkl loop), the W256x4 model
 end to end (run, push, second-machine pull, clean-room verify, each against its baseline), chunked
-proving
-(monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs: the longest part) and the cost
-estimate against measured runs. Baselines it needs are installed into .venv-tools (s5cmd).
+proving (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs, end to end from the ONNX
+file to verified and link-checked proofs, medians of 3 samples) and the cost estimate against
+measured runs. Baselines it needs are installed into .venv-tools (s5cmd).
 
 Run: make bench   (or .venv/bin/python benchmarks/run_all.py [--json build/bench.json])
 """
