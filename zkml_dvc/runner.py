@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from . import env, pipeline, runs
 from .errors import ConfigError, InputError
 from .fsutil import read_json, sha256_file
+from .inprocess import light_stages_here
 from .layout import LATER_STAGES, ModelLayout, classify, dvc_object_key, git_tracked
 from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
 from .onnx_model import check_input, inspect_model
@@ -35,7 +37,10 @@ class RunResult:
 def _model_lock(lock_text: str, keys: set[str]) -> dict[str, object]:
     import yaml
 
-    stages = (yaml.safe_load(lock_text) or {}).get("stages") or {}
+    # libyaml's safe loader where PyYAML has it: dvc.lock is read twice per run, and the pure-Python
+    # loader took a tenth of a no-op `zkml-dvc run`
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    stages = (yaml.load(lock_text, Loader=loader) or {}).get("stages") or {}  # noqa: S506
     return {name: body for name, body in stages.items() if name.rpartition("@")[2] in keys}
 
 
@@ -226,7 +231,8 @@ def run(
         sync = pipeline.Sync(after_push=_srs_uploader(root / ModelLayout(shape.model).srs_pointer,
                                                       store), store=store)
     # --force also starts setup/prove when the cost estimate says they will not fit in memory
-    with env.scoped(env.IGNORE_MEMORY_ESTIMATE, "1" if force else None):
+    with env.scoped(env.IGNORE_MEMORY_ESTIMATE, "1" if force else None), \
+            light_stages_here(project, partial(pipeline.record_stage_error, root)):
         prove_times = shape.reproduce(project, store, ray_address, progress, force_stage, sync)
     ended = datetime.now(UTC)
     if not force and not force_stage:

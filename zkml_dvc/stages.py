@@ -53,9 +53,11 @@ def outputs(*paths: Path) -> Iterator[list[Path]]:
         yield tmps
 
 
-def run_stage(project: Project, stage: str, model: str, chunk: int | None = None) -> StageRecord:
+def run_stage(project: Project, stage: str, model: str, chunk: int | None = None,
+              own_process: bool = True) -> StageRecord:
     """Run one stage for one model (or one chunk of a chunked model); return (and write) its
-    record."""
+    record. ``own_process``: the stage is the whole of this process (`zkml-dvc stage`), so the
+    process's peak memory is the stage's; False when `zkml-dvc run` calls it (inprocess.py)."""
     check_stage(stage)
     shape = project.shape(model)
     fn, lay = shape.stage(stage, chunk)
@@ -70,11 +72,10 @@ def run_stage(project: Project, stage: str, model: str, chunk: int | None = None
         ezkl_calls=calls, started=started, ended=ended,
         duration_s=round((ended - started).total_seconds(), 3),
         ezkl_version=ezkl_adapter.version(),
-        peak_rss_bytes=peakrss.peak_rss_bytes(),
+        peak_rss_bytes=peakrss.peak_rss_bytes() if own_process else None,
     )
     atomic_write_json(project.root / lay.stage_record(stage), record.model_dump(mode="json"))
     return record
-
 
 
 def _progress_label(root: Path, stage: str, lay: ModelLayout) -> str:

@@ -36,6 +36,10 @@ def test_run_records_commits_tags_and_is_a_noop_the_second_time(project: Path):
     assert [c.function for c in by_stage["mock"].ezkl_calls] == ["gen_witness", "mock"]
     assert by_stage["setup"].ezkl_calls[0].function == "setup"
     assert by_stage["setup"].peak_rss_bytes and by_stage["prove"].peak_rss_bytes
+    assert by_stage["mock"].peak_rss_bytes
+    # the light stages ran inside `run`'s own process (inprocess.py): no process, so no peak
+    assert all(by_stage[s].peak_rss_bytes is None
+               for s in ("settings", "calibrate", "compile", "witness", "verify", "metrics"))
     assert m.model_facts.opset == 13 and m.model_facts.parameter_count == 4 * 8 + 8 + 8 * 2 + 2
     assert m.model_facts.inputs[0].shape == [1, 4] and m.model_facts.inputs[0].dtype == "float"
     assert m.params["model"]["run_args"]["param_visibility"] == "fixed"
@@ -237,3 +241,24 @@ def test_dvc_sees_exactly_the_repository_pipeline():
 
     expected = {f"{s}@{m}" for s in STAGES for m in load_params(REPO).models}
     assert names == expected
+
+
+def test_a_light_stage_failing_inside_run_is_reported_once_with_its_exit_code(project: Path):
+    # calibrate runs inside `zkml-dvc run`'s own process (inprocess.py); its failure must read as
+    # a stage process's would: one line naming the stage and the file, its exit code, no
+    # traceback, and nothing recorded for the stage
+    params = (project / "params.yaml").read_text()
+    calibration = next(line.split(":", 1)[1].strip() for line in params.splitlines()
+                       if line.strip().startswith("calibration:"))
+    (project / calibration).write_text('{"input_data": [[0.1, 0.2]')  # cut short
+    subprocess.run(["git", "commit", "-qam", "broken calibration"], cwd=project, check=True)
+    res = cli("run", "--run-id", "bad", "--no-push", cwd=project)
+    err = res.stderr.strip().splitlines()[-1]  # after DVC's own lines about dvc.lock
+    assert res.returncode not in (0, 1), (res.returncode, res.stderr)
+    assert err.startswith("Error: stage calibrate@mlp failed:"), res.stderr
+    assert "Traceback" not in res.stderr
+    assert calibration in err
+    assert "calibrate@mlp" not in ((project / "dvc.lock").read_text()
+                                   if (project / "dvc.lock").exists() else "")
+    assert not (project / LAY.settings).exists()
+    assert "bad" not in git(project, "tag")
