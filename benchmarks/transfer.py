@@ -34,7 +34,7 @@ from pathlib import Path
 from dvc.repo import Repo
 from zkml_dvc import prefetch
 from zkml_dvc.store import Store, StoreConfig
-action, root, endpoint = sys.argv[1:4]
+action, root, endpoint, sha256 = sys.argv[1:5]
 out = next(yaml.safe_load(p.read_text())["outs"][0] for p in Path(".").glob("*.dvc")
            if p.is_file())
 store = Store(StoreConfig(url=root, endpoint=endpoint))
@@ -44,7 +44,7 @@ with Repo(".") as repo:
         prefetch.upload_large(store, repo, large)
         repo.push(remote="o3")
     else:
-        prefetch.fetch_large(store, repo, large)
+        prefetch.fetch_large(store, repo, large, {out["md5"]: sha256})  # the manifest's
         repo.pull(remote="o3")
 '''
 
@@ -122,10 +122,15 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
         shutil.copyfile(src, zk / src.name)
         run([str(BIN / "dvc"), "add", "-q", src.name], zk, denv)
         root = f"s3://{bucket}/{label}-zkdvc"
-        up = timed(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint], zk, denv))
+        from zkml_dvc.fsutil import sha256_file
+
+        sha = sha256_file(src)
+        up = timed(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint, sha], zk,
+                               denv))
         shutil.rmtree(zk / ".dvc" / "cache")
         (zk / src.name).unlink()
-        down = timed(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint], zk, denv))
+        down = timed(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint, sha], zk,
+                                 denv))
         results["zkml-dvc's DVC path"] = (up, down)
         shutil.rmtree(zk)
 

@@ -356,19 +356,22 @@ def lock_outs(root: Path) -> dict[str, dict[str, Any]]:
     return outs
 
 
-def pull(project: Project, targets: list[str], store: Store | None = None) -> None:
-    """`dvc pull` of the given outputs from the o3 remote (DVC checks their md5), as a verifier
-    who does not trust the clone: the AWS config and credentials files are the user's own, whatever
+def pull(project: Project, targets: list[str], store: Store | None = None,
+         sha256_of: dict[str, str] | None = None) -> None:
+    """`dvc pull` of the given outputs from the o3 remote (DVC does not check them against their
+    md5 names: the caller checks their sha256), as a verifier who does not trust the clone: the
+    AWS config and credentials files are the user's own, whatever
     the remote's ``configpath`` / ``credentialpath`` say (DVC re-reads its config on every
     operation, so the files are pinned through the environment DVC consults first). With
     ``store`` (the same store root), large objects are first fetched into DVC's cache at the
-    store's full rate (prefetch.py)."""
+    store's full rate (prefetch.py), checked against ``sha256_of`` ({md5: sha256}, a run
+    manifest's) where given."""
     from dvc.exceptions import DvcException
 
     with own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
         if store is not None:
             from .prefetch import fetch_large, large_objects
-            fetch_large(store, repo, large_objects(lock_outs(project.root), targets))
+            fetch_large(store, repo, large_objects(lock_outs(project.root), targets), sha256_of)
         try:
             _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:
@@ -377,6 +380,12 @@ def pull(project: Project, targets: list[str], store: Store | None = None) -> No
                 "Check that the run was pushed (`zkml-dvc push RUN_ID` on the producing machine) "
                 "and that the endpoint and credentials are right.",
             ) from exc
+
+
+def drop_cache_object(project: Project, md5: str) -> None:
+    """Remove DVC's cache object ``md5`` (one whose bytes were found not to be what they claim)."""
+    with project.dvc() as repo:
+        Path(repo.cache.local.oid_to_path(md5)).unlink(missing_ok=True)
 
 
 TRANSFER_ROUNDS = 3

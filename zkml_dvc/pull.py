@@ -35,23 +35,32 @@ def require_at_run(project: Project, ref: runs.RunRef) -> None:
         )
 
 
-def check_local(root: Path, manifest: Manifest, path: Path) -> None:
-    """The workspace copy of ``path`` must hash to the manifest's sha256; a bad one is removed."""
+def check_local(project: Project, manifest: Manifest, path: Path) -> None:
+    """The workspace copy of ``path`` must hash to the manifest's sha256; a bad one is removed,
+    and so is the DVC cache object it was checked out from (DVC does not check what it downloads
+    against its name: left there, the next checkout would restore the same bytes)."""
     entry = manifest.artifact(path)
-    actual = sha256_file(root / path)
+    actual = sha256_file(project.root / path)
     if actual != entry.sha256:
-        (root / path).unlink()
+        (project.root / path).unlink()
+        if entry.md5:
+            pipeline.drop_cache_object(project, entry.md5)
         raise HashMismatchError(f"{path} of run {manifest.run_id}", entry.sha256, actual)
+
+
+def sha256_by_md5(manifest: Manifest) -> dict[str, str]:
+    """{DVC md5: sha256} of the run's DVC-tracked files, as its manifest records them."""
+    return {a.md5: a.sha256 for a in manifest.artifacts if a.md5}
 
 
 def restore(project: Project, manifest: Manifest, targets: list[str],
             store: Store | None = None) -> None:
     """`dvc pull` of ``targets`` (files or directories), then every restored file of the run
     checked against the manifest's sha256."""
-    pipeline.pull(project, targets, store)
+    pipeline.pull(project, targets, store, sha256_by_md5(manifest))
     for a in manifest.artifacts:
         if a.md5 and any(a.path == t or a.path.startswith(t.rstrip("/") + "/") for t in targets):
-            check_local(project.root, manifest, Path(a.path))
+            check_local(project, manifest, Path(a.path))
 
 
 def pull(project: Project, run_id: str, target: PullTarget = "verify") -> PullResult:
@@ -79,9 +88,9 @@ def pull(project: Project, run_id: str, target: PullTarget = "verify") -> PullRe
     else:
         wanted = shape.prove_targets(manifest) if target == "prove" else \
             [Path(a.path) for a in manifest.artifacts if a.md5]
-        pipeline.pull(project, [str(p) for p in wanted], store)
+        pipeline.pull(project, [str(p) for p in wanted], store, sha256_by_md5(manifest))
         for p in wanted:
-            check_local(project.root, manifest, p)
+            check_local(project, manifest, p)
             restored.append(str(p))
     srs_mod.fetch(store, manifest.srs)
     return PullResult(restored, warnings)

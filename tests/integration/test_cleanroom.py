@@ -172,6 +172,35 @@ def test_pull_for_prove_fetches_large_objects_as_parallel_ranges(produced: Produ
     assert not list(cached.parent.glob("*.incomplete"))
 
 
+def test_pull_for_prove_refuses_a_large_object_tampered_in_the_store(produced: Produced,
+                                                                     s3_server: S3Server,
+                                                                     tmp_path: Path):
+    """The pk's DVC object replaced in the store by bytes of the same size: the ranged prefetch
+    (checked against the manifest's sha256) leaves nothing in DVC's cache; DVC then fetches the
+    object itself without checking it, and the sha256 check after checkout refuses it: one line,
+    exit 4, no pk in the workspace and no poisoned object left in DVC's cache."""
+    env = {**machine_env(tmp_path, s3_server), "ZKML_DVC_RANGED_THRESHOLD": str(1024 * 1024)}
+    bucket = copy_bucket(s3_server, produced.bucket)
+    c = s3_server.client()
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(repo, "r1")
+    pk = m.artifact(LAY.pk)
+    assert pk.object_key and pk.md5
+    head = c.head_object(Bucket=bucket, Key=pk.object_key)
+    c.put_object(Bucket=bucket, Key=pk.object_key, Body=os.urandom(pk.size),
+                 Metadata=head["Metadata"])
+    cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=repo, env=env,
+        check=True)
+    res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)
+    assert res.returncode == 4, (res.returncode, res.stderr)
+    err = res.stderr.strip().splitlines()[-1]
+    assert str(LAY.pk) in err and "Traceback" not in res.stderr, res.stderr
+    assert not (repo / LAY.pk).exists()
+    cached = repo / ".dvc" / "cache" / "files" / "md5" / pk.md5[:2] / pk.md5[2:]
+    assert not cached.exists()
+    assert not list(cached.parent.glob("*.incomplete"))
+
+
 def test_pull_never_writes_through_a_symlink_out_of_the_workspace(produced: Produced,
                                                                  s3_server: S3Server,
                                                                  tmp_path: Path):
