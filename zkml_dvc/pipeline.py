@@ -360,9 +360,9 @@ def pull(project: Project, targets: list[str], store: Store | None = None,
          sha256_of: dict[str, str] | None = None) -> None:
     """`dvc pull` of the given outputs from the o3 remote (DVC does not check them against their
     md5 names: the caller checks their sha256), as a verifier who does not trust the clone: the
-    AWS config and credentials files are the user's own, whatever
-    the remote's ``configpath`` / ``credentialpath`` say (DVC re-reads its config on every
-    operation, so the files are pinned through the environment DVC consults first). With
+    AWS config and credentials files are the user's own, whatever the remote's ``configpath`` /
+    ``credentialpath`` say (DVC re-reads its config on every operation, so the files are pinned
+    through the environment DVC consults first). With
     ``store`` (the same store root), large objects are first fetched into DVC's cache at the
     store's full rate (prefetch.py), checked against ``sha256_of`` ({md5: sha256}, a run
     manifest's) where given."""

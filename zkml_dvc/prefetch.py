@@ -9,9 +9,9 @@ cache, under its DVC name, read-only as DVC keeps its objects, and renamed into 
 whole and checked: against the sha256 the run's manifest records for it when the caller has one
 (the same value the workspace file is checked against after checkout; on two cores md5 costs a
 third of a 1 GiB download's time, sha256 with the CPU's SHA instructions far less), else against
-its DVC name (its md5). DVC then finds the
-objects present and only checks them out; objects and layout are DVC's own, so plain `dvc pull`
-still works on the same store. Anything that goes wrong here is left to `dvc pull` itself.
+its DVC name (its md5). DVC then finds the objects present and only checks them out; objects and
+layout are DVC's own, so plain `dvc pull` still works on the same store. Anything that goes wrong
+here is left to `dvc pull` itself.
 
 The other way, before `dvc push`, each large object the store lacks is uploaded from DVC's cache
 with boto3's transfer manager (multipart from O3's advised threshold, parts in parallel) under its

@@ -30,9 +30,10 @@ class StageRecord(BaseModel):
     duration_s: float
     ezkl_version: str
     peak_rss_bytes: int | None = Field(
-        default=None, description="peak resident memory of the stage's own process (keygen, proving): "
-                                  "its VmHWM, which counts nothing of the DVC process that "
-                                  "started it")
+        default=None, description="peak resident memory of the stage's own process (keygen, "
+                                  "proving): its VmHWM, which counts nothing of the DVC process "
+                                  "that started it; empty for a light stage that `zkml-dvc run` "
+                                  "ran inside its own process")
 
 
 class Check(BaseModel):
