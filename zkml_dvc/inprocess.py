@@ -92,3 +92,19 @@ def _run_here(project: Project, name: str, model: str, chunk: int | None) -> Non
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Give the heap a stage freed back to the system (glibc keeps it otherwise), so this process
+    holds less while the next stage's own process (a setup or prove) runs beside it."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        return
