@@ -1,15 +1,23 @@
-"""Facts about an ONNX model (hash, opset, parameter count, input schema) and input checks."""
+"""Facts about an ONNX model (hash, opset, parameter count, input schema) and input checks.
+
+Loading and checking an ONNX file costs onnx's import (~0.2 s) and a parse of the whole model: the
+facts are cached per user under the file's sha256 and the onnx version that checked it
+(``$ZKML_DVC_CACHE_DIR/model-facts/``), so a no-op ``zkml-dvc run`` and each stage after the first
+only hash the file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from . import env
 from .errors import InputError, MissingFileError, first_line
-from .fsutil import read_json, sha256_file
+from .fsutil import atomic_write_text, read_json, sha256_file
 
 
 class TensorSpec(BaseModel):
@@ -59,15 +67,33 @@ def _spec(value_info: Any) -> TensorSpec:
     )
 
 
+def _facts_cache(sha256: str) -> Path:
+    from importlib.metadata import version
+
+    return env.cache_dir() / "model-facts" / f"{sha256}-onnx{version('onnx')}.json"
+
+
 def inspect_model(path: Path) -> ModelFacts:
-    """Load and check an ONNX file; InputError (naming the file) if it is missing or invalid."""
+    """Load and check an ONNX file; InputError (naming the file) if it is missing or invalid.
+
+    A file whose bytes were checked before (by the same onnx version) is only hashed."""
+    if not path.is_file():
+        _load(path)  # raises the error that names what is wrong with the path
+    digest = sha256_file(path)
+    cached = _facts_cache(digest)
+    try:
+        facts = ModelFacts.model_validate_json(cached.read_bytes())
+        if facts.sha256 == digest:
+            return facts.model_copy(update={"path": str(path)})
+    except (OSError, ValueError):
+        pass  # not cached, or unreadable: inspect the file
     model = _load(path)
     initializers = {i.name for i in model.graph.initializer}
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     params = sum(math.prod(i.dims) if i.dims else 1 for i in model.graph.initializer)
-    return ModelFacts(
+    facts = ModelFacts(
         path=str(path),
-        sha256=sha256_file(path),
+        sha256=digest,
         size=path.stat().st_size,
         opset=opset,
         ir_version=model.ir_version,
@@ -75,6 +101,9 @@ def inspect_model(path: Path) -> ModelFacts:
         inputs=[_spec(v) for v in model.graph.input if v.name not in initializers],
         outputs=[_spec(v) for v in model.graph.output],
     )
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next call this work
+        atomic_write_text(cached, facts.model_dump_json())
+    return facts
 
 
 def _flat_len(value: Any) -> int:
