@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, MissingFileError, NotFoundError
+from .fsutil import load_yaml
 
 PARAMS_FILE = "params.yaml"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -243,7 +244,7 @@ def load_params(root: Path) -> Params:
             path, "params file", "Run this inside a zkml-dvc project (see `zkml-dvc init`)."
         )
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise InputError(f"{path} is not valid YAML ({exc})", f"Fix {path}.") from None
     return parse_params(raw, str(path))

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from . import env
 from .errors import (
     CircuitUnsatisfiedError,
@@ -26,7 +24,9 @@ from .errors import (
     StoreError,
     ZkmlError,
 )
+from .fsutil import load_yaml
 from .remote import REMOTE_NAME, own_aws_files
+from .uptodate import up_to_date
 
 if TYPE_CHECKING:
     from .project import Project
@@ -126,7 +126,7 @@ def stage_name(stage: str, model: str) -> str:
 
 def final_stage(project: Project, model: str) -> str:
     """The model's last stage: `metrics`, or `verify` in a project whose dvc.yaml predates it."""
-    data = yaml.safe_load((project.root / "dvc.yaml").read_text()) or {}
+    data = load_yaml((project.root / "dvc.yaml").read_text()) or {}
     return stage_name("metrics" if "metrics" in (data.get("stages") or {}) else "verify", model)
 
 
@@ -252,6 +252,8 @@ def repro_targets(project: Project, targets: list[str], force: str | None = None
         try:
             if force:
                 repo.reproduce(force, force=True, single_item=True, **kwargs)
+            elif up_to_date(repo, targets):
+                return  # what `dvc repro` would find, at the cost of `dvc status`
             for target in targets:
                 repo.reproduce(target, **kwargs)
         except DvcException as exc:
@@ -348,7 +350,7 @@ def lock_outs(root: Path) -> dict[str, dict[str, Any]]:
     lock_path = root / "dvc.lock"
     if not lock_path.exists():
         return {}
-    data = yaml.safe_load(lock_path.read_text()) or {}
+    data = load_yaml(lock_path.read_text()) or {}
     outs: dict[str, dict[str, Any]] = {}
     for stage, body in (data.get("stages") or {}).items():
         for out in body.get("outs", []):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import env, pipeline, runs
 from .errors import ConfigError, InputError
-from .fsutil import read_json, sha256_file
+from .fsutil import load_yaml, read_json, sha256_file
 from .inprocess import light_stages_here
 from .layout import LATER_STAGES, ModelLayout, classify, dvc_object_key, git_tracked
 from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
@@ -35,12 +35,7 @@ class RunResult:
 
 
 def _model_lock(lock_text: str, keys: set[str]) -> dict[str, object]:
-    import yaml
-
-    # libyaml's safe loader where PyYAML has it: dvc.lock is read twice per run, and the pure-Python
-    # loader took a tenth of a no-op `zkml-dvc run`
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    stages = (yaml.load(lock_text, Loader=loader) or {}).get("stages") or {}  # noqa: S506
+    stages = (load_yaml(lock_text) or {}).get("stages") or {}
     return {name: body for name, body in stages.items() if name.rpartition("@")[2] in keys}
 
 
