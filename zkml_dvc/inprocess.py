@@ -14,6 +14,7 @@ their own process's peak memory (the estimate fits to it). A light stage's recor
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -98,13 +99,17 @@ def _run_here(project: Project, name: str, model: str, chunk: int | None) -> Non
 def _release_freed_memory() -> None:
     """Give the heap a stage freed back to the system (glibc keeps it otherwise), so this process
     holds less while the next stage's own process (a setup or prove) runs beside it."""
-    import ctypes
-    import ctypes.util
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, looked up once in the symbols already loaded; None elsewhere."""
+    import ctypes
+
     try:
-        ctypes.CDLL(name).malloc_trim(0)
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc
-        return
+        return None
