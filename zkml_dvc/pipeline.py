@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import env
+from .dvclinks import single_copy
 from .errors import (
     CircuitUnsatisfiedError,
     ConfigError,
@@ -117,6 +118,7 @@ def open_repo(root: Path) -> Any:
     # zkml-dvc commits what its commands change (`run` commits and tags), so DVC's closing advice
     # "To track the changes with git, run: git add ..." would only mislead.
     repo.scm_context.quiet = True
+    single_copy(repo)  # a proving key copied into DVC's cache once, not twice (dvclinks.py)
     return repo
 
 

@@ -87,3 +87,45 @@ def test_a_change_outside_the_targets_upstream_is_not(repo) -> None:  # type: ig
 def test_an_unknown_target_is_left_to_dvc_repro(repo) -> None:  # type: ignore[no-untyped-def]
     root, cls = repo
     assert not _check(root, cls, ["nope"])
+
+
+def test_an_output_is_copied_into_the_cache_once(tmp_path: Path) -> None:
+    """Without reflinks, DVC's default (reflink, copy) copies a committed output into the cache
+    and then copies it back over the workspace file; the repo zkml-dvc opens copies once, so the
+    file the stage wrote stays as it was (its distinctive mtime: a copy would carry today's)."""
+    from zkml_dvc.dvclinks import can_reflink
+    from zkml_dvc.pipeline import open_repo
+
+    root = tmp_path / "p"
+    root.mkdir()
+    _sh(root, "git", "init", "-q")
+    _sh(root, "dvc", "init", "-q")
+    (root / "dvc.yaml").write_text(
+        "stages:\n  big:\n    cmd: head -c 3000000 /dev/urandom > big.bin && "
+        "touch -d 2000-01-01T00:00:00Z big.bin\n    outs: [big.bin]\n")
+    repo = open_repo(root)
+    try:
+        if can_reflink(str(root), str(root / ".dvc" / "cache")):
+            assert repo.cache.repo.cache_types == ["reflink", "copy"]  # cloning is free
+            return
+        assert repo.cache.repo.cache_types == repo.cache.legacy.cache_types == ["copy"]
+        with contextlib.chdir(root):
+            repo.reproduce("big")
+    finally:
+        repo.close()
+    out = root / "big.bin"
+    assert out.stat().st_mtime == 946684800  # 2000-01-01: the stage's own file, not a copy
+    cached = [p for p in (root / ".dvc" / "cache").rglob("*") if p.is_file()]
+    assert len(cached) == 1 and cached[0].read_bytes() == out.read_bytes()
+
+
+def test_the_users_cache_type_is_left_alone(tmp_path: Path) -> None:
+    from zkml_dvc.pipeline import open_repo
+
+    root = tmp_path / "p"
+    root.mkdir()
+    _sh(root, "git", "init", "-q")
+    _sh(root, "dvc", "init", "-q")
+    _sh(root, "dvc", "config", "cache.type", "reflink,copy")
+    with open_repo(root) as repo:
+        assert repo.cache.repo.cache_types == ["reflink", "copy"]
