@@ -12,41 +12,21 @@ plain `dvc` commands behave as before.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from typing import Any
 
 
-def _existing_dir(path: str) -> str:
-    while not os.path.isdir(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
+def reflinks_work(repo: Any) -> bool:
+    """Whether the open DVC ``repo`` can reflink (clone) from its cache into the workspace,
+    probed with DVC's own link test (a temp file in the cache and one in ``.dvc/tmp``)."""
+    from dvc_objects.fs.generic import test_links
 
-
-def can_reflink(src_dir: str, dst_dir: str) -> bool:
-    """Whether a file in ``src_dir`` can be reflinked (cloned) into ``dst_dir``."""
-    from dvc_objects.fs.system import reflink
-
-    src_dir, dst_dir = _existing_dir(src_dir), _existing_dir(dst_dir)
+    odb = repo.cache.repo
     try:
-        fd, src = tempfile.mkstemp(prefix=".zkml-dvc-reflink-", dir=src_dir)
+        return bool(test_links(["reflink"], odb.fs, odb.path, repo.fs,
+                               os.path.join(repo.tmp_dir, "link-probe")))
     except OSError:
-        return False
-    os.close(fd)
-    dst = os.path.join(dst_dir, os.path.basename(src) + ".clone")
-    try:
-        reflink(src, dst)
-        return True
-    except (OSError, AttributeError):  # not supported here (or no reflink on this platform)
-        return False
-    finally:
-        for path in (src, dst):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        return False  # cannot even write the probe: DVC's reflink would fail the same way
 
 
 def single_copy(repo: Any) -> None:
@@ -57,7 +37,7 @@ def single_copy(repo: Any) -> None:
     odbs = [repo.cache.repo, repo.cache.legacy]
     if any(list(odb.cache_types) != ["reflink", "copy"] for odb in odbs):
         return  # not DVC's default for a local cache: leave it
-    if can_reflink(repo.tmp_dir or repo.root_dir, odbs[0].path):
+    if reflinks_work(repo):
         return
     for odb in odbs:
         odb.cache_types = ["copy"]

@@ -93,7 +93,7 @@ def test_an_output_is_copied_into_the_cache_once(tmp_path: Path) -> None:
     """Without reflinks, DVC's default (reflink, copy) copies a committed output into the cache
     and then copies it back over the workspace file; the repo zkml-dvc opens copies once, so the
     file the stage wrote stays as it was (its distinctive mtime: a copy would carry today's)."""
-    from zkml_dvc.dvclinks import can_reflink
+    from zkml_dvc.dvclinks import reflinks_work
     from zkml_dvc.pipeline import open_repo
 
     root = tmp_path / "p"
@@ -105,7 +105,7 @@ def test_an_output_is_copied_into_the_cache_once(tmp_path: Path) -> None:
         "touch -d 2000-01-01T00:00:00Z big.bin\n    outs: [big.bin]\n")
     repo = open_repo(root)
     try:
-        if can_reflink(str(root), str(root / ".dvc" / "cache")):
+        if reflinks_work(repo):
             assert repo.cache.repo.cache_types == ["reflink", "copy"]  # cloning is free
             return
         assert repo.cache.repo.cache_types == repo.cache.legacy.cache_types == ["copy"]
