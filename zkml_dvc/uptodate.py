@@ -43,6 +43,8 @@ def up_to_date(repo: Any, targets: list[str]) -> bool:
     `dvc repro` would skip them all. False when one changed or the answer is not certain."""
     from dvc.repo import lock_repo
 
+    if not os.path.exists(os.path.join(repo.root_dir, "dvc.lock")):
+        return False  # nothing was ever reproduced: spare the index `dvc repro` builds again
     with lock_repo(repo):
         stages = upstream(list(repo.index.stages), targets)
         if not stages:
