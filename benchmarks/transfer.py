@@ -7,9 +7,9 @@ proving key; default 1 GiB) and many small ones (default 500 of 64 KiB). Clients
   - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename;
     one object at a time)
   - DVC push / pull (`dvc add` + the remote `o3` configured by zkml-dvc): plain DVC
-  - zkml-dvc's DVC path (one large object): what `zkml-dvc push` and `pull --for prove` do with a
-    pk or compiled circuit: the object moved by zkml-dvc's own client into/from DVC's cache
-    (prefetch.py: parallel ranged GETs, boto3 multipart), then DVC's push/pull for the rest
+  - zkml-dvc's DVC path: what `zkml-dvc push` and `pull --for prove` do with DVC outputs: every
+    object moved by zkml-dvc's own client into or from DVC's cache (prefetch.py: parallel ranged
+    GETs and multipart for large ones), then DVC's checkout after a pull
 Prints MB/s and each path's ratio to s5cmd. Goal: >= 0.9x both ways for zkml-dvc's paths.
 Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-kb 64]
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BIN, bench_env, ensure_s5cmd, run, scratch, timed  # noqa: E402
 
 # What `zkml-dvc push` / `pull --for prove` do with a DVC output (pipeline.push_rev, pipeline.pull):
-# large objects moved by zkml-dvc's own client (prefetch.py), then DVC's transfer for the rest.
+# the objects moved by zkml-dvc's own client (prefetch.py), then DVC's checkout after a pull.
 ZK_DVC = r'''
 import sys, yaml
 from pathlib import Path
@@ -39,12 +39,12 @@ out = next(yaml.safe_load(p.read_text())["outs"][0] for p in Path(".").glob("*.d
            if p.is_file())
 store = Store(StoreConfig(url=root, endpoint=endpoint))
 with Repo(".") as repo:
-    large = prefetch.large_of([(out["md5"], out["size"])])
     if action == "push":
-        prefetch.upload_large(store, repo, large)
-        repo.push(remote="o3")
+        prefetch.push_outs(store, repo, list(repo.index.outs), lambda: repo.push(remote="o3"))
+    elif prefetch.fetch_objects(store, repo, {out["md5"]: out["size"]},
+                                {out["md5"]: sha256} if sha256 != "-" else None):  # the manifest's
+        repo.checkout()
     else:
-        prefetch.fetch_large(store, repo, large, {out["md5"]: sha256})  # the manifest's
         repo.pull(remote="o3")
 '''
 
@@ -117,22 +117,24 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     down = timed(lambda: run([str(BIN / "dvc"), "pull", "-q"], proj, denv))
     results["DVC push/pull"] = (up, down)
 
-    if not src.is_dir():  # zkml-dvc's DVC path: the large object first (prefetch.py), then DVC
-        zk = _dvc_project(tmp, f"{label}-zkproj", denv, f"s3://{bucket}/{label}-zkdvc", endpoint)
+    # zkml-dvc's DVC path: objects moved by its own client (prefetch.py), then DVC
+    zk = _dvc_project(tmp, f"{label}-zkproj", denv, f"s3://{bucket}/{label}-zkdvc", endpoint)
+    if src.is_dir():
+        shutil.copytree(src, zk / src.name)
+    else:
         shutil.copyfile(src, zk / src.name)
-        run([str(BIN / "dvc"), "add", "-q", src.name], zk, denv)
-        root = f"s3://{bucket}/{label}-zkdvc"
-        from zkml_dvc.fsutil import sha256_file
+    run([str(BIN / "dvc"), "add", "-q", src.name], zk, denv)
+    root = f"s3://{bucket}/{label}-zkdvc"
+    from zkml_dvc.fsutil import sha256_file
 
-        sha = sha256_file(src)
-        up = timed(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint, sha], zk,
-                               denv))
-        shutil.rmtree(zk / ".dvc" / "cache")
-        (zk / src.name).unlink()
-        down = timed(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint, sha], zk,
-                                 denv))
-        results["zkml-dvc's DVC path"] = (up, down)
-        shutil.rmtree(zk)
+    sha = "-" if src.is_dir() else sha256_file(src)  # a run's manifest has each file's sha256
+    up = timed(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint, sha], zk, denv))
+    shutil.rmtree(zk / ".dvc" / "cache")
+    shutil.rmtree(zk / src.name) if src.is_dir() else (zk / src.name).unlink()
+    down = timed(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint, sha], zk,
+                             denv))
+    results["zkml-dvc's DVC path"] = (up, down)
+    shutil.rmtree(zk)
 
     s5env = {**os.environ, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
              "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"], "AWS_REGION": "akave-network",

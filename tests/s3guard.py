@@ -95,6 +95,7 @@ class GuardLog:
     # every violation of the session, never reset: what the per-test teardown check reads
     every_violation: list[str] = field(default_factory=list)
     put_keys: list[str] = field(default_factory=list)
+    put_clients: list[str] = field(default_factory=list)  # beside put_keys: "s3fs" or "boto3"
     get_keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -104,6 +105,7 @@ class GuardLog:
             self.body_bytes.clear()
             self.violations.clear()
             self.put_keys.clear()
+            self.put_clients.clear()
             self.get_keys.clear()
 
     @property
@@ -168,6 +170,10 @@ class S3Guard:
                         with guard.log.lock:
                             keys = guard.log.get_keys if op == "GetObject" else guard.log.put_keys
                             keys.append(key)
+                            if op != "GetObject":  # s3fs (DVC's transfers) or boto3 (ours)
+                                agent = headers.get("user-agent", "").lower()
+                                guard.log.put_clients.append(
+                                    "s3fs" if "aiobotocore" in agent else "boto3")
                 with guard.log.lock:
                     guard.log.operations[op] += 1
                     guard.log.body_bytes[op] += len(body)

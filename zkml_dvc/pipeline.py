@@ -158,21 +158,18 @@ def repro(project: Project, model: str, force_stage: str | None = None,
 def _ran_here(stage: Any, since: float) -> bool:
     """Whether ``stage``'s command ran in this process's run (its stage record, one of its outputs,
     was written after ``since``), as opposed to DVC restoring its outputs from the run cache."""
+    import json
+    from datetime import datetime
+
     for out in stage.outs:
         path = Path(str(out.fs_path))
         if "reports/stages" in path.as_posix() and path.suffix == ".json":
             try:
-                return _record_started(path) >= since
-            except (OSError, ValueError):
+                started = json.loads(path.read_text())["started"]
+                return datetime.fromisoformat(started).timestamp() >= since
+            except (OSError, ValueError, KeyError):
                 return True
     return True
-
-
-def _record_started(path: Path) -> float:
-    import json
-    from datetime import datetime
-
-    return datetime.fromisoformat(json.loads(path.read_text())["started"]).timestamp()
 
 
 def _push_run_cache_entry(repo: Any, stage: Any) -> None:
@@ -211,11 +208,9 @@ def _synced_repro_fn(repo: Any, sync: Sync) -> Any:
         if ret is not None and _ran_here(stage, since):
             try:
                 with _transfer_log_quiet():
-                    if sync.store is not None:
-                        from .prefetch import stage_large, upload_large
-                        upload_large(sync.store, repo, stage_large(stage))
-                    sync.pushed_files += int(repo.push(targets=[stage.addressing],
-                                                       remote=REMOTE_NAME) or 0)
+                    from .prefetch import push_outs
+                    sync.pushed_files += push_outs(sync.store, repo, list(stage.outs), lambda: (
+                        repo.push(targets=[stage.addressing], remote=REMOTE_NAME)))
                     _push_run_cache_entry(repo, stage)
             except Exception as exc:  # noqa: BLE001 (DVC and botocore errors alike)
                 raise StoreError(
@@ -366,18 +361,19 @@ def pull(project: Project, targets: list[str], store: Store | None = None,
     md5 names: the caller checks their sha256), as a verifier who does not trust the clone: the
     AWS config and credentials files are the user's own, whatever the remote's ``configpath`` /
     ``credentialpath`` say (DVC re-reads its config on every operation, so the files are pinned
-    through the environment DVC consults first). With
-    ``store`` (the same store root), large objects are first fetched into DVC's cache at the
-    store's full rate (prefetch.py), checked against ``sha256_of`` ({md5: sha256}, a run
-    manifest's) where given."""
+    through the environment DVC consults first). With ``store`` (the same store root), the store
+    client first fetches the objects into DVC's cache (prefetch.py; checked against ``sha256_of``,
+    {md5: sha256} from a run manifest); if all came, only DVC's checkout runs."""
     from dvc.exceptions import DvcException
 
+    from .prefetch import fetch_objects, target_objects
+
     with own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
-        if store is not None:
-            from .prefetch import fetch_large, large_objects
-            fetch_large(store, repo, large_objects(lock_outs(project.root), targets), sha256_of)
         try:
-            _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
+            if store and fetch_objects(store, repo, target_objects(repo, targets), sha256_of):
+                repo.checkout(targets=targets)
+            else:
+                _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:
             raise StoreError(
                 f"dvc pull from remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
@@ -430,17 +426,22 @@ def status_clean(project: Project, model: str) -> bool:
 
 def push_rev(project: Project, commit: str, at_head: bool, store: Store | None = None,
              large: dict[str, int] | None = None) -> int:
-    """`dvc push` of every object referenced at ``commit`` (a run's commit) from the cache; the
-    ``large`` objects ({md5: size}) go up first to ``store`` at its full rate (prefetch.py)."""
+    """Every DVC object referenced at ``commit`` (a run's commit) into the store: at HEAD all by
+    ``store``'s client where it can (prefetch.py); else the ``large`` ones first, then `dvc push`."""
     from dvc.exceptions import DvcException
+
+    from .prefetch import push_outs, upload_large
 
     kwargs: dict[str, Any] = {} if at_head else {"revs": [commit], "workspace": False}
     with project.dvc() as repo, _transfer_log_quiet():
-        if store is not None and large:
-            from .prefetch import upload_large
-            upload_large(store, repo, large)
+        def dvc_push() -> Any:
+            return _retry_transfers(lambda: repo.push(remote=REMOTE_NAME, **kwargs))
         try:
-            return int(_retry_transfers(lambda: repo.push(remote=REMOTE_NAME, **kwargs)) or 0)
+            if at_head:  # the workspace's outputs: all by the store client if it can
+                return push_outs(store, repo, list(repo.index.outs), dvc_push)
+            if store is not None and large:
+                upload_large(store, repo, large)
+            return int(dvc_push() or 0)
         except DvcException as exc:
             raise StoreError(
                 f"dvc push to remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",

@@ -1,17 +1,21 @@
-"""Large DVC objects moved at the store's full rate: fetched into DVC's cache before `dvc pull`,
-uploaded before `dvc push`.
+"""DVC objects moved at the store's full rate: fetched into DVC's cache before `dvc pull`
+(which then has nothing left to fetch), large ones uploaded before `dvc push`.
 
 DVC (through s3fs) downloads a large object as 50 MiB ranged reads under asyncio, at well under
-the rate the store serves (benchmarks/transfer.py, benchmarks/large.py). So before `dvc pull`,
-each wanted object from ``ZKML_DVC_RANGED_THRESHOLD`` bytes (default 64 MiB) that DVC's cache
-lacks is downloaded with the store client's parallel ranged GETs (ranged.py) straight into the
-cache, under its DVC name, read-only as DVC keeps its objects, and renamed into place only when
-whole and checked: against the sha256 the run's manifest records for it when the caller has one
-(the same value the workspace file is checked against after checkout; on two cores md5 costs a
-third of a 1 GiB download's time, sha256 with the CPU's SHA instructions far less), else against
-its DVC name (its md5). DVC then finds the objects present and only checks them out; objects and
-layout are DVC's own, so plain `dvc pull` still works on the same store. Anything that goes wrong
-here is left to `dvc pull` itself.
+the rate the store serves (benchmarks/transfer.py, benchmarks/large.py), and even with nothing to
+download its fetch costs about a second (s3fs's import, the remote's index, every target's stage
+collection). So before `dvc pull`, every object the targets need that DVC's cache lacks is
+downloaded with the store client straight into the cache, under its DVC name, read-only as DVC
+keeps its objects, and renamed into place only when whole and checked: against the sha256 the
+run's manifest records for it when the caller has one (the same value the workspace file is checked
+against after checkout; on two cores md5 costs a third of a 1 GiB download's time, sha256 with the
+CPU's SHA instructions far less), else against its DVC name (its md5). Objects from
+``ZKML_DVC_RANGED_THRESHOLD`` bytes (default 64 MiB) come as parallel ranged GETs (ranged.py), the
+others as single GETs on a few threads beside them; a directory output's ``.dir`` listing is
+fetched (and checked) first, then its files. When every object is then in the cache, the caller
+runs only DVC's checkout (what `dvc pull` runs after its fetch); objects and layout are DVC's own,
+so plain `dvc pull` still works on the same store. Anything that goes wrong here is left to
+`dvc pull` itself.
 
 The other way, before `dvc push`, each large object the store lacks is uploaded from DVC's cache
 with boto3's transfer manager (multipart from O3's advised threshold, parts in parallel) under its
@@ -22,7 +26,9 @@ multipart upload that fails is aborted, so no partial object appears under the k
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,44 +38,85 @@ from .layout import dvc_object_key
 from .store import Store
 
 
-def large_objects(outs: dict[str, dict[str, Any]], targets: list[str]) -> dict[str, int]:
-    """{md5: size} of the file outputs (not directories) named by ``targets`` in dvc.lock's
-    ``outs`` (path -> {"md5", "size"}) from the ranged threshold up."""
-    return large_of((info.get("md5"), info.get("size")) for path, info in outs.items()
-                    if any(path == t or path.startswith(t.rstrip("/") + "/") for t in targets))
+def target_objects(repo: Any, targets: list[str]) -> dict[str, int | None]:
+    """{md5: size} of the DVC-cached outputs of the open DVC ``repo`` (as its dvc.lock records
+    them) that ``targets`` name, are inside, or contain; a directory output appears as its
+    ``.dir`` listing's md5 (and so brings all its files)."""
+    found: dict[str, int | None] = {}
+    for out in repo.index.outs:
+        if not (out.use_cache and out.hash_info and out.hash_info.value):
+            continue
+        path = os.path.relpath(out.fs_path, repo.root_dir)
+        if any(path == t.rstrip("/") or path.startswith(t.rstrip("/") + "/")
+               or t.startswith(path + "/") for t in targets):
+            found[out.hash_info.value] = out.meta.size
+    return found
 
 
-def fetch_large(store: Store, repo: Any, wanted: dict[str, int],
-                sha256_of: dict[str, str] | None = None) -> int:
-    """Download each object of ``wanted`` ({md5: size}) that DVC's cache (of the open DVC
-    ``repo``) lacks into it, checked against ``sha256_of[md5]`` (a run manifest's) where given,
-    else against its md5. Returns the bytes fetched; a failure or a mismatch skips that object
-    (DVC fetches it as usual, and the caller's sha256 check of the checked-out file follows)."""
+SMALL_WORKERS = 4  # single GETs beside the ranged download's threads (one client, 16 connections)
+
+
+def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
+                  sha256_of: dict[str, str] | None = None) -> bool:
+    """Download each object of ``wanted`` ({md5: size or None}) that DVC's cache (of the open
+    DVC ``repo``) lacks into it, checked against ``sha256_of[md5]`` (a run manifest's) where given,
+    else against its md5; a ``.dir`` listing brings the files it lists. Returns True when every
+    object is then in the cache; a failure or a mismatch skips that object (DVC fetches it as
+    usual, and the caller's sha256 check of the checked-out file follows)."""
+    import json
+
+    def path_of(md5: str) -> Path:
+        return Path(repo.cache.local.oid_to_path(md5))
+
+    files: dict[str, int | None] = {}
+    for md5, size in wanted.items():  # a directory: its listing first, then what it lists
+        if not md5.endswith(".dir"):
+            files[md5] = size
+            continue
+        if not _fetch_one(store, path_of(md5), md5, None, None):  # its size is the files' sum
+            return False
+        try:
+            listing = json.loads(path_of(md5).read_bytes())
+            files.update({entry["md5"]: None for entry in listing})
+        except (OSError, ValueError, TypeError, KeyError):
+            return False
+    missing = {md5: size for md5, size in files.items() if not path_of(md5).exists()}
+    threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
+    large = {m: s for m, s in missing.items() if s is not None and s >= threshold}
+    sha = sha256_of or {}
+    with ThreadPoolExecutor(max_workers=SMALL_WORKERS, thread_name_prefix="zkml-fetch") as pool:
+        small = [pool.submit(_fetch_one, store, path_of(m), m, s, sha.get(m))
+                 for m, s in missing.items() if m not in large]
+        got = [_fetch_one(store, path_of(m), m, s, sha.get(m)) for m, s in large.items()]
+        got += [f.result() for f in small]
+    return all(got)
+
+
+def _fetch_one(store: Store, dest: Path, md5: str, size: int | None, sha256: str | None) -> bool:
+    """One DVC object into the cache at ``dest`` (ranged from the threshold up), checked; True
+    if it is there afterwards."""
     from . import ranged
 
-    fetched = 0
-    for md5, size in wanted.items():
-        dest = Path(repo.cache.local.oid_to_path(md5))
-        if dest.exists():
-            continue
-        key = store.key(dvc_object_key(md5))
-        client = store.client  # made here, once: not by each of the download's threads
+    if dest.exists():
+        return True
+    rel = dvc_object_key(md5)
+    algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5.removesuffix(".dir"))
+    # any failure: DVC's own pull follows
+    with contextlib.suppress(Exception), atomic_path(dest, mode=0o444) as tmp:  # noqa: BLE001
+        if size is not None and size >= env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024):
+            key = store.key(rel)
+            client = store.client  # made here, once: not by each of the download's threads
 
-        def get_range(byte_range: str, key: str = key, client: Any = client) -> Any:
-            return client.get_object(Bucket=store.bucket, Key=key, Range=byte_range)["Body"]
+            def get_range(byte_range: str) -> Any:
+                return client.get_object(Bucket=store.bucket, Key=key, Range=byte_range)["Body"]
 
-        with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own pull follows)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(dest, mode=0o444) as tmp:
-                algorithm, expected = ("sha256", sha256_of[md5]) if sha256_of and md5 in \
-                    sha256_of else ("md5", md5)
-                got = ranged.download(get_range, tmp, size, algorithms=(algorithm,),
-                                      attempts=env.get_int(env.MAX_ATTEMPTS, 5))
-                if got[algorithm] != expected:
-                    raise ValueError(f"object {md5} from the store has {algorithm} "
-                                     f"{got[algorithm]}")
-            fetched += size
-    return fetched
+            digest = ranged.download(get_range, tmp, size, algorithms=(algorithm,),
+                                     attempts=env.get_int(env.MAX_ATTEMPTS, 5))[algorithm]
+        else:
+            digest = store.stream_to(rel, tmp, algorithm)
+        if digest != expected:
+            raise ValueError(f"object {md5} from the store has {algorithm} {digest}")
+    return dest.exists()
 
 
 def large_of(pairs: Iterable[tuple[str | None, int | None]]) -> dict[str, int]:
@@ -77,11 +124,6 @@ def large_of(pairs: Iterable[tuple[str | None, int | None]]) -> dict[str, int]:
     threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
     return {md5: size for md5, size in pairs if md5 and not md5.endswith(".dir")
             and isinstance(size, int) and size >= threshold}
-
-
-def stage_large(stage: Any) -> dict[str, int]:
-    """{md5: size} of a DVC stage's large file outputs."""
-    return large_of((o.hash_info.value, o.meta.size) for o in stage.outs if o.hash_info)
 
 
 def upload_large(store: Store, repo: Any, wanted: dict[str, int]) -> int:
@@ -99,3 +141,73 @@ def upload_large(store: Store, repo: Any, wanted: dict[str, int]) -> int:
                                      Config=store.transfer_config())
             sent += size
     return sent
+
+
+def outs_objects(repo: Any, outs: list[Any]) -> dict[str, int | None] | None:
+    """{md5: size} of the DVC objects of ``outs`` (DVC outputs of the open ``repo``) that DVC
+    pushes (cached, not ``push: false``): a file's, a directory's ``.dir`` listing and the files
+    it lists (read from DVC's cache). None when a listing is not in the cache."""
+    import json
+
+    objects: dict[str, int | None] = {}
+    for out in outs:
+        if not (out.use_cache and out.can_push and out.hash_info and out.hash_info.value):
+            continue
+        md5 = out.hash_info.value
+        objects[md5] = None if md5.endswith(".dir") else out.meta.size
+        if md5.endswith(".dir"):
+            try:
+                listing = json.loads(Path(repo.cache.local.oid_to_path(md5)).read_bytes())
+                objects.update({entry["md5"]: None for entry in listing})
+            except (OSError, ValueError, TypeError, KeyError):
+                return None
+    return objects
+
+
+def upload_objects(store: Store, repo: Any, objects: dict[str, int | None]) -> int | None:
+    """Upload each object of ``objects`` ({md5: size}) that the store lacks from DVC's cache (of
+    the open DVC ``repo``): large ones with boto3's transfer manager, the others as single PUTs,
+    on a few threads; directory listings after all files (as DVC orders them: a listing in the
+    store means its files are there). Returns how many files were sent (listings uncounted, as
+    DVC counts), or None when one could not be (not in the cache, a failed request): then `dvc
+    push` moves what is still missing."""
+    def path_of(md5: str) -> Path:
+        return Path(repo.cache.local.oid_to_path(md5))
+
+    threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
+
+    def one(md5: str) -> bool:
+        rel, src = dvc_object_key(md5), path_of(md5)
+        if store.head(rel) is not None:
+            return False
+        if src.stat().st_size >= threshold:
+            store.client.upload_file(str(src), store.bucket, store.key(rel),
+                                     Config=store.transfer_config())
+        else:
+            with open(src, "rb") as fh:
+                store.client.put_object(Bucket=store.bucket, Key=store.key(rel), Body=fh)
+        return True
+
+    if not all(path_of(md5).is_file() for md5 in objects):
+        return None
+    try:
+        with ThreadPoolExecutor(max_workers=SMALL_WORKERS, thread_name_prefix="zkml-push") as pool:
+            sent = sum(pool.map(one, [m for m in objects if not m.endswith(".dir")]))
+            list(pool.map(one, [m for m in objects if m.endswith(".dir")]))
+            return sent
+    except Exception:  # noqa: BLE001 (any failure: DVC's own push follows)
+        return None
+
+
+def push_outs(store: Store | None, repo: Any, outs: list[Any], dvc_push: Callable[[], Any]) -> int:
+    """Send the DVC objects of ``outs`` (outputs of the open DVC ``repo``) to ``store``: all by
+    the store client when it can, else the large ones by it and the rest by ``dvc_push`` (DVC's
+    push of the same outputs). Returns how many objects were sent."""
+    if store is not None:
+        objects = outs_objects(repo, outs)
+        sent = upload_objects(store, repo, objects) if objects is not None else None
+        if sent is not None:
+            return sent
+        upload_large(store, repo, large_of((o.hash_info.value, o.meta.size) for o in outs
+                                           if o.hash_info))
+    return int(dvc_push() or 0)

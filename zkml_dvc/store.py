@@ -405,11 +405,8 @@ class Store:
 
     def _download(self, tmp: Path, rel: str, size: int,
                   advance: Callable[[int], None] | None) -> str:
-        """The object into ``tmp``; returns the sha256 of what was written. From
-        ``ZKML_DVC_RANGED_THRESHOLD`` bytes (default 64 MiB) as parallel ranged GETs (ranged.py),
-        below it as one GET hashed as the bytes arrive (one pass, bounded memory)."""
-        import hashlib
-
+        """The object into ``tmp``, returning the sha256 of what was written: as parallel ranged
+        GETs (ranged.py) from ``ZKML_DVC_RANGED_THRESHOLD`` bytes (64 MiB), else one GET."""
         if size >= env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024):
             from . import ranged
 
@@ -429,8 +426,16 @@ class Store:
                 raise StoreError(f"download of {rel} from {self.where} failed: {exc}",
                                  "Retry: nothing partial was kept.") from None
 
+        return self.stream_to(rel, tmp, "sha256", advance)
+
+    def stream_to(self, rel: str, tmp: Path, algorithm: str = "sha256",
+                  advance: Callable[[int], None] | None = None) -> str:
+        """One GET of ``rel`` into ``tmp`` (started over if the body is cut short), hashed as the
+        bytes arrive: the hex digest of what was written (the caller checks it)."""
+        import hashlib
+
         def consume(body: Any) -> str:
-            h = hashlib.sha256()
+            h = hashlib.new(algorithm)
             with open(tmp, "wb") as fh:  # "wb": a retry starts the file over
                 for chunk in body.iter_chunks(DOWNLOAD_CHUNK):
                     fh.write(chunk)

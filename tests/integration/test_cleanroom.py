@@ -5,10 +5,12 @@ import json
 import os
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import (
     VERIFY,
@@ -94,6 +96,37 @@ def test_pushing_again_uploads_nothing(produced: Produced, s3_server: S3Server):
     assert s3_server.guard.log.uploaded_bytes == 0
 
 
+def test_push_sends_each_dvc_object_once_by_its_own_client(produced: Produced,
+                                                           s3_server: S3Server, tmp_path: Path,
+                                                           shared_cache: Path):
+    """`zkml-dvc push` into an empty bucket: every DVC object of the workspace (a directory
+    output's listing and its files too) goes up once, by zkml-dvc's client (boto3; the pk as a
+    multipart upload), none through DVC's s3fs; the count printed is DVC's (files, not listings);
+    plain `dvc pull` then restores the run from it (test_plain_dvc_works_unwrapped...)."""
+    from tests.conftest import copy_tree
+
+    env = {**machine_env(tmp_path, s3_server), "ZKML_DVC_CACHE_DIR": str(shared_cache)}  # its SRS
+    repo = copy_tree(produced.root, tmp_path / "copy")
+    bucket = new_bucket(s3_server)
+    cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=repo, env=env,
+        check=True)
+    s3_server.guard.log.reset()
+    res = cli("push", "r1", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    log = s3_server.guard.log
+    sent = Counter(k.split("/files/md5/")[1].replace("/", "") for k in log.put_keys
+                   if "/files/md5/" in k)
+    by = {c for k, c in zip(log.put_keys, log.put_clients, strict=True) if "/files/md5/" in k}
+    cache = repo / ".dvc" / "cache" / "files" / "md5"
+    objects = {out["md5"] for body in yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+               .values() for out in body.get("outs", []) if not git_tracked(Path(out["path"]))}
+    dirs = [m for m in objects if m.endswith(".dir")]
+    objects |= {e["md5"] for m in dirs for e in json.loads((cache / m[:2] / m[2:]).read_text())}
+    assert dirs and sent == dict.fromkeys(objects, 1), sent
+    assert by == {"boto3"}, by
+    assert f"pushed run r1: {len(objects) - len(dirs)} DVC objects" in res.stdout, res.stdout
+
+
 # ---- clean-room verification -------------------------------------------------------------------
 def test_fresh_clone_verifies_from_store_without_pk(produced: Produced, s3_server: S3Server,
                                                     tmp_path: Path):
@@ -170,6 +203,61 @@ def test_pull_for_prove_fetches_large_objects_as_parallel_ranges(produced: Produ
     cached = repo / ".dvc" / "cache" / "files" / "md5" / pk.md5[:2] / pk.md5[2:]
     assert cached.stat().st_mode & 0o777 == 0o444
     assert not list(cached.parent.glob("*.incomplete"))
+
+
+def test_pull_fetches_every_object_once_and_leaves_dvc_only_the_checkout(produced: Produced,
+                                                                         s3_server: S3Server,
+                                                                         tmp_path: Path):
+    """`pull --for all`: every DVC object of the run (a directory output's listing and its files
+    too) is fetched by zkml-dvc's client, once, into DVC's cache; DVC's own fetch (which lists and
+    probes the remote for each object) does not run, only its checkout."""
+    from zkml_dvc.ranged import ranges
+
+    env = machine_env(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    lock_md5s = {out["md5"] for body in yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+                 .values() for out in body.get("outs", [])}
+    s3_server.guard.log.reset()
+    res = cli("pull", "r1", "--for", "all", cwd=repo, env=env)
+    assert res.returncode == 0, res.stderr
+    cache = repo / ".dvc" / "cache" / "files" / "md5"
+    dirs = [m for m in lock_md5s if m.endswith(".dir")]
+    listed = {e["md5"] for m in dirs for e in json.loads((cache / m[:2] / m[2:]).read_text())}
+    assert dirs and listed  # the example's evm/ output: the directory case is exercised
+    objects = {m for m in lock_md5s | listed if (cache / m[:2] / m[2:]).exists()}
+    gets = Counter(k.split("/files/md5/")[1].replace("/", "")
+                   for k in s3_server.guard.log.get_keys if "/files/md5/" in k)
+    _, m = load_manifest(repo, "r1")
+    pk = m.artifact(LAY.pk)  # above the ranged threshold: one GET per range
+    assert gets == {o: len(ranges(pk.size)) if o == pk.md5 else 1 for o in objects}, gets
+    ops = s3_server.guard.log.operations
+    assert ops["ListObjectsV2"] + ops["ListObjects"] == 0, ops
+    for a in m.artifacts:
+        if a.md5 and (repo / a.path).exists():
+            assert sha256_file(repo / a.path) == a.sha256
+
+
+def test_pull_refuses_a_small_object_tampered_in_the_store(produced: Produced,
+                                                           s3_server: S3Server, tmp_path: Path):
+    """settings.json's DVC object replaced in the store: zkml-dvc's client refuses it (it checks
+    each object against the manifest's sha256) and leaves it to `dvc pull`, which takes it
+    unchecked; the sha256 check after checkout refuses it: exit 4, nothing poisoned kept."""
+    env = machine_env(tmp_path, s3_server)
+    bucket = copy_bucket(s3_server, produced.bucket)
+    c = s3_server.client()
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(repo, "r1")
+    settings = m.artifact(LAY.settings)
+    assert settings.object_key and settings.md5
+    c.put_object(Bucket=bucket, Key=settings.object_key, Body=b'{"run_args": {}}')
+    cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=repo, env=env,
+        check=True)
+    res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)
+    assert res.returncode == 4, (res.returncode, res.stderr)
+    assert str(LAY.settings) in res.stderr.strip().splitlines()[-1], res.stderr
+    assert not (repo / LAY.settings).exists()
+    cached = repo / ".dvc" / "cache" / "files" / "md5" / settings.md5[:2] / settings.md5[2:]
+    assert not cached.exists()
 
 
 def test_pull_for_prove_refuses_a_large_object_tampered_in_the_store(produced: Produced,
@@ -617,7 +705,8 @@ def _attempts(cmd: list[str], cwd: Path, env: dict[str, str], tries: int = 3) ->
 
 def test_dvc_transfers_under_injected_faults(produced: Produced, s3_server: S3Server,
                                              fault_proxy: FaultProxy, tmp_path: Path):
-    """DVC's own transfers (s3fs: the multipart pk upload, `dvc pull` of the keys) meet a fault on
+    """The DVC paths (objects sent and fetched by zkml-dvc's client, the pk as multipart upload and
+    ranged GETs; `dvc push` / `dvc pull` through s3fs for what it could not move) meet a fault on
     every 4th request. `push` and `pull --for prove` complete (re-run if they stop with a clear
     error); every pulled file has its recorded sha256; the pushed run then verifies."""
     from tests.conftest import copy_tree
