@@ -95,7 +95,7 @@ class GuardLog:
     # every violation of the session, never reset: what the per-test teardown check reads
     every_violation: list[str] = field(default_factory=list)
     put_keys: list[str] = field(default_factory=list)
-    put_clients: list[str] = field(default_factory=list)  # beside put_keys: "s3fs" or "boto3"
+    put_clients: list[str] = field(default_factory=list)  # beside put_keys: "s3fs" or "zkml-dvc"
     get_keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -170,10 +170,10 @@ class S3Guard:
                         with guard.log.lock:
                             keys = guard.log.get_keys if op == "GetObject" else guard.log.put_keys
                             keys.append(key)
-                            if op != "GetObject":  # s3fs (DVC's transfers) or boto3 (ours)
+                            if op != "GetObject":  # s3fs (DVC's) or zkml-dvc's (boto3, obstore)
                                 agent = headers.get("user-agent", "").lower()
                                 guard.log.put_clients.append(
-                                    "s3fs" if "aiobotocore" in agent else "boto3")
+                                    "s3fs" if "aiobotocore" in agent else "zkml-dvc")
                 with guard.log.lock:
                     guard.log.operations[op] += 1
                     guard.log.body_bytes[op] += len(body)

@@ -1,5 +1,5 @@
-"""DVC objects moved at the store's full rate: fetched into DVC's cache before `dvc pull`
-(which then has nothing left to fetch), large ones uploaded before `dvc push`.
+"""DVC objects moved at the store's full rate, in DVC's layout: fetched into DVC's cache so that
+`dvc pull` has nothing left to fetch, uploaded from it so that `dvc push` has nothing to send.
 
 DVC (through s3fs) downloads a large object as 50 MiB ranged reads under asyncio, at well under
 the rate the store serves (benchmarks/transfer.py, benchmarks/large.py), and even with nothing to
@@ -11,16 +11,17 @@ run's manifest records for it when the caller has one (the same value the worksp
 against after checkout; on two cores md5 costs a third of a 1 GiB download's time, sha256 with the
 CPU's SHA instructions far less), else against its DVC name (its md5). Objects from
 ``ZKML_DVC_RANGED_THRESHOLD`` bytes (default 64 MiB) come as parallel ranged GETs (ranged.py), the
-others as single GETs on a few threads beside them; a directory output's ``.dir`` listing is
+others by obstore, many at once (bulk.py), beside them; a directory output's ``.dir`` listing is
 fetched (and checked) first, then its files. When every object is then in the cache, the caller
 runs only DVC's checkout (what `dvc pull` runs after its fetch); objects and layout are DVC's own,
 so plain `dvc pull` still works on the same store. Anything that goes wrong here is left to
 `dvc pull` itself.
 
-The other way, before `dvc push`, each large object the store lacks is uploaded from DVC's cache
-with boto3's transfer manager (multipart from O3's advised threshold, parts in parallel) under its
-DVC key; DVC then finds it present and skips it. A failed upload is left to `dvc push`; a
-multipart upload that fails is aborted, so no partial object appears under the key.
+The other way, every object of the pushed outputs that the store lacks is uploaded from DVC's
+cache under its DVC key: large ones with boto3's transfer manager (multipart from O3's advised
+threshold, parts in parallel; one that fails is aborted, so no partial object appears under the
+key), the others by obstore; directory listings last. Only if something could not be sent does
+`dvc push` run (it moves what is still missing).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import env
+from .bulk import Get, get_many, put_missing
 from .fsutil import atomic_path
 from .layout import dvc_object_key
 from .store import Store
@@ -51,9 +53,6 @@ def target_objects(repo: Any, targets: list[str]) -> dict[str, int | None]:
                or t.startswith(path + "/") for t in targets):
             found[out.hash_info.value] = out.meta.size
     return found
-
-
-SMALL_WORKERS = 4  # single GETs beside the ranged download's threads (one client, 16 connections)
 
 
 def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
@@ -84,12 +83,20 @@ def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
     threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
     large = {m: s for m, s in missing.items() if s is not None and s >= threshold}
     sha = sha256_of or {}
-    with ThreadPoolExecutor(max_workers=SMALL_WORKERS, thread_name_prefix="zkml-fetch") as pool:
-        small = [pool.submit(_fetch_one, store, path_of(m), m, s, sha.get(m))
-                 for m, s in missing.items() if m not in large]
+    small = [Get(dvc_object_key(m), path_of(m), *_check(m, sha.get(m))) for m in missing
+             if m not in large]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zkml-fetch") as pool:
+        smalls = pool.submit(get_many, store, small)  # beside the large ones' ranged GETs
         got = [_fetch_one(store, path_of(m), m, s, sha.get(m)) for m, s in large.items()]
-        got += [f.result() for f in small]
-    return all(got)
+        with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own pull follows)
+            got += smalls.result()
+    return all(got) and len(got) == len(missing)
+
+
+def _check(md5: str, sha256: str | None) -> tuple[str, str]:
+    """(hashlib algorithm, expected hex digest) of a DVC object: the manifest's sha256 if known,
+    else its md5 name."""
+    return ("sha256", sha256) if sha256 else ("md5", md5.removesuffix(".dir"))
 
 
 def _fetch_one(store: Store, dest: Path, md5: str, size: int | None, sha256: str | None) -> bool:
@@ -100,7 +107,7 @@ def _fetch_one(store: Store, dest: Path, md5: str, size: int | None, sha256: str
     if dest.exists():
         return True
     rel = dvc_object_key(md5)
-    algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5.removesuffix(".dir"))
+    algorithm, expected = _check(md5, sha256)
     # any failure: DVC's own pull follows
     with contextlib.suppress(Exception), atomic_path(dest, mode=0o444) as tmp:  # noqa: BLE001
         if size is not None and size >= env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024):
@@ -126,20 +133,23 @@ def large_of(pairs: Iterable[tuple[str | None, int | None]]) -> dict[str, int]:
             and isinstance(size, int) and size >= threshold}
 
 
-def upload_large(store: Store, repo: Any, wanted: dict[str, int]) -> int:
+def upload_large(store: Store, repo: Any, wanted: dict[str, int], strict: bool = False) -> int:
     """Upload each object of ``wanted`` ({md5: size}) from DVC's cache (of the open DVC ``repo``)
-    that the store lacks. Returns the bytes sent; a failure skips that object (DVC pushes it as
-    usual)."""
+    that the store lacks, with boto3's transfer manager. Returns how many were sent; a failure
+    skips that object (DVC pushes it as usual), or with ``strict`` is raised."""
     sent = 0
-    for md5, size in wanted.items():
+    for md5 in wanted:
         src = Path(repo.cache.local.oid_to_path(md5))
-        with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own push follows)
+        try:
             rel = dvc_object_key(md5)
             if not src.is_file() or store.head(rel) is not None:
                 continue
             store.client.upload_file(str(src), store.bucket, store.key(rel),
                                      Config=store.transfer_config())
-            sent += size
+            sent += 1
+        except Exception:  # noqa: BLE001 (any failure: DVC's own push follows)
+            if strict:
+                raise
     return sent
 
 
@@ -166,37 +176,30 @@ def outs_objects(repo: Any, outs: list[Any]) -> dict[str, int | None] | None:
 
 def upload_objects(store: Store, repo: Any, objects: dict[str, int | None]) -> int | None:
     """Upload each object of ``objects`` ({md5: size}) that the store lacks from DVC's cache (of
-    the open DVC ``repo``): large ones with boto3's transfer manager, the others as single PUTs,
-    on a few threads; directory listings after all files (as DVC orders them: a listing in the
-    store means its files are there). Returns how many files were sent (listings uncounted, as
-    DVC counts), or None when one could not be (not in the cache, a failed request): then `dvc
-    push` moves what is still missing."""
+    the open DVC ``repo``): large ones with boto3's transfer manager, the others with obstore
+    (bulk.py) beside them; directory listings after all files (as DVC orders them: a listing in
+    the store means its files are there). Returns how many files were sent (listings uncounted,
+    as DVC counts), or None when one could not be (not in the cache, a failed request): then
+    `dvc push` moves what is still missing."""
     def path_of(md5: str) -> Path:
         return Path(repo.cache.local.oid_to_path(md5))
 
-    threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
-
-    def one(md5: str) -> bool:
-        rel, src = dvc_object_key(md5), path_of(md5)
-        if store.head(rel) is not None:
-            return False
-        if src.stat().st_size >= threshold:
-            store.client.upload_file(str(src), store.bucket, store.key(rel),
-                                     Config=store.transfer_config())
-        else:
-            with open(src, "rb") as fh:
-                store.client.put_object(Bucket=store.bucket, Key=store.key(rel), Body=fh)
-        return True
-
     if not all(path_of(md5).is_file() for md5 in objects):
         return None
+    threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
+    large = [m for m in objects if not m.endswith(".dir") and path_of(m).stat().st_size >= threshold]
+    small = [(dvc_object_key(m), path_of(m)) for m in objects
+             if m not in large and not m.endswith(".dir")]
     try:
-        with ThreadPoolExecutor(max_workers=SMALL_WORKERS, thread_name_prefix="zkml-push") as pool:
-            sent = sum(pool.map(one, [m for m in objects if not m.endswith(".dir")]))
-            list(pool.map(one, [m for m in objects if m.endswith(".dir")]))
-            return sent
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zkml-push") as pool:
+            smalls = pool.submit(put_missing, store, small)
+            sent = upload_large(store, repo, {m: 0 for m in large}, strict=True)
+            sent += smalls.result()
+            listings = [(dvc_object_key(m), path_of(m)) for m in objects if m.endswith(".dir")]
+            pool.submit(put_missing, store, listings).result()  # a thread: asyncio may run here
     except Exception:  # noqa: BLE001 (any failure: DVC's own push follows)
         return None
+    return sent
 
 
 def push_outs(store: Store | None, repo: Any, outs: list[Any], dvc_push: Callable[[], Any]) -> int:

@@ -100,8 +100,9 @@ def test_push_sends_each_dvc_object_once_by_its_own_client(produced: Produced,
                                                            s3_server: S3Server, tmp_path: Path,
                                                            shared_cache: Path):
     """`zkml-dvc push` into an empty bucket: every DVC object of the workspace (a directory
-    output's listing and its files too) goes up once, by zkml-dvc's client (boto3; the pk as a
-    multipart upload), none through DVC's s3fs; the count printed is DVC's (files, not listings);
+    output's listing and its files too) goes up once, by zkml-dvc's clients (the pk as a boto3
+    multipart upload, the others by obstore), none through DVC's s3fs; the count printed is DVC's
+    (files, not listings);
     plain `dvc pull` then restores the run from it (test_plain_dvc_works_unwrapped...)."""
     from tests.conftest import copy_tree
 
@@ -123,7 +124,7 @@ def test_push_sends_each_dvc_object_once_by_its_own_client(produced: Produced,
     dirs = [m for m in objects if m.endswith(".dir")]
     objects |= {e["md5"] for m in dirs for e in json.loads((cache / m[:2] / m[2:]).read_text())}
     assert dirs and sent == dict.fromkeys(objects, 1), sent
-    assert by == {"boto3"}, by
+    assert by == {"zkml-dvc"}, by
     assert f"pushed run r1: {len(objects) - len(dirs)} DVC objects" in res.stdout, res.stdout
 
 

@@ -297,3 +297,33 @@ def test_large_downloads_are_parallel_ranges_that_survive_faults(s3_server, buck
     with pytest.raises(errors.HashMismatchError, match="pk.key"):
         st.get_file("pk.key", dest, sha256_file(src), use_cache=False)
     assert not dest.parent.exists() or not list(dest.parent.iterdir())
+
+
+def test_bulk_moves_many_small_objects_and_refuses_a_bad_one(s3_server, bucket, tmp_path):
+    """bulk.py (obstore) against the real server: put_missing sends only what is absent (within
+    O3's operations, no checksum headers); get_many places each object read-only when its digest
+    matches, and for one whose digest does not, leaves nothing at its destination."""
+    import hashlib
+
+    from zkml_dvc.bulk import Get, get_many, put_missing
+
+    st = make_store(s3_server, bucket, "root")
+    srcs = [_file(tmp_path / f"o{i}", 1000 + i) for i in range(40)]
+    assert put_missing(st, [(f"objs/{p.name}", p) for p in srcs[:10]]) == 10
+    s3_server.guard.log.reset()
+    assert put_missing(st, [(f"objs/{p.name}", p) for p in srcs]) == 30
+    ops = s3_server.guard.log.operations
+    assert ops["HeadObject"] == 40 and ops["PutObject"] == 30, ops
+    assert not s3_server.guard.log.violations, s3_server.guard.log.violations
+    gets = [Get(f"objs/{p.name}", tmp_path / "dl" / p.name, "md5",
+                hashlib.md5(p.read_bytes()).hexdigest()) for p in srcs]
+    gets[7] = Get(gets[7].rel, gets[7].dest, "md5", "0" * 32)  # what it does not hash to
+    got = get_many(st, gets)
+    assert got == [i != 7 for i in range(40)]
+    assert not gets[7].dest.exists()
+    for g, p in zip(gets, srcs, strict=True):
+        if g.dest.exists():
+            assert g.dest.read_bytes() == p.read_bytes()
+            assert stat.S_IMODE(g.dest.stat().st_mode) == 0o444
+    assert sorted(x.name for x in (tmp_path / "dl").iterdir()) == sorted(
+        p.name for i, p in enumerate(srcs) if i != 7)  # nothing half-written left behind
