@@ -86,6 +86,8 @@ def get_many(store: Store, gets: Sequence[Get]) -> list[bool]:
     nothing at ``dest``."""
     import obstore
 
+    if not gets:
+        return []
     s3 = client(store)
 
     async def one(item: Get, gate: asyncio.Semaphore) -> bool:
@@ -109,6 +111,8 @@ def put_missing(store: Store, puts: Sequence[tuple[str, Path]]) -> int:
     were sent; raises on the first failure (PutObject is atomic: nothing partial is stored)."""
     import obstore
 
+    if not puts:
+        return 0
     s3 = client(store)
 
     async def one(rel: str, src: Path, gate: asyncio.Semaphore) -> bool:
