@@ -34,3 +34,26 @@ def test_errors_are_one_line_without_traceback(tmp_path, monkeypatch):
     assert res.exit_code == 6
     assert "Traceback" not in res.output
     assert "not inside a zkml-dvc project" in res.output
+
+
+def test_console_script_flushes_its_output_and_keeps_the_exit_code(tmp_path):
+    """The installed `zkml-dvc` ends without Python's teardown (cli/entry.py): all its output
+    still arrives through a pipe, atexit handlers still run, and its exit code is the command's."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "zkml-dvc"
+    helps = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
+    assert helps.returncode == 0
+    assert all(f"  {name} " in helps.stdout for name in main.commands)  # to the last line:
+    assert helps.stdout.rstrip().endswith("(errors.md lists every error and its fix).")
+    runs = subprocess.run([str(exe), "runs"], capture_output=True, text=True, cwd=tmp_path)
+    assert runs.returncode == 6 and "not inside a zkml-dvc project" in runs.stderr
+    bad = subprocess.run([str(exe), "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "No such command" in bad.stderr
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, sys; from zkml_dvc.cli.entry import run; "
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write('x')); "
+            "sys.argv = ['zkml-dvc', '--version']; run()")
+    ver = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert ver.returncode == 0 and "version" in ver.stdout and marker.read_text() == "x"
