@@ -238,54 +238,34 @@ def test_pull_fetches_every_object_once_and_leaves_dvc_only_the_checkout(produce
             assert sha256_file(repo / a.path) == a.sha256
 
 
-def test_pull_refuses_a_small_object_tampered_in_the_store(produced: Produced,
-                                                           s3_server: S3Server, tmp_path: Path):
-    """settings.json's DVC object replaced in the store: zkml-dvc's client refuses it (it checks
-    each object against the manifest's sha256) and leaves it to `dvc pull`, which takes it
-    unchecked; the sha256 check after checkout refuses it: exit 4, nothing poisoned kept."""
-    env = machine_env(tmp_path, s3_server)
-    bucket = copy_bucket(s3_server, produced.bucket)
-    c = s3_server.client()
-    repo = clone(produced.root, tmp_path / "clone")
-    _, m = load_manifest(repo, "r1")
-    settings = m.artifact(LAY.settings)
-    assert settings.object_key and settings.md5
-    c.put_object(Bucket=bucket, Key=settings.object_key, Body=b'{"run_args": {}}')
-    cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=repo, env=env,
-        check=True)
-    res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)
-    assert res.returncode == 4, (res.returncode, res.stderr)
-    assert str(LAY.settings) in res.stderr.strip().splitlines()[-1], res.stderr
-    assert not (repo / LAY.settings).exists()
-    cached = repo / ".dvc" / "cache" / "files" / "md5" / settings.md5[:2] / settings.md5[2:]
-    assert not cached.exists()
-
-
-def test_pull_for_prove_refuses_a_large_object_tampered_in_the_store(produced: Produced,
-                                                                     s3_server: S3Server,
-                                                                     tmp_path: Path):
-    """The pk's DVC object replaced in the store by bytes of the same size: the ranged prefetch
-    (checked against the manifest's sha256) leaves nothing in DVC's cache; DVC then fetches the
-    object itself without checking it, and the sha256 check after checkout refuses it: one line,
-    exit 4, no pk in the workspace and no poisoned object left in DVC's cache."""
+@pytest.mark.parametrize("tampered", ["settings", "pk"])
+def test_pull_for_prove_refuses_an_object_tampered_in_the_store(tampered: str, produced: Produced,
+                                                                s3_server: S3Server,
+                                                                tmp_path: Path):
+    """A DVC object replaced in the store: settings.json's (small: fetched by obstore) or the pk's
+    by bytes of the same size (large: parallel ranged GETs, here from 1 MiB). zkml-dvc's fetch
+    (checked against the manifest's sha256) keeps nothing; `dvc pull` then takes the object
+    unchecked, and the sha256 check after checkout refuses it: one line naming the file, exit 4,
+    nothing in the workspace and no poisoned or partial object left in DVC's cache."""
     env = {**machine_env(tmp_path, s3_server), "ZKML_DVC_RANGED_THRESHOLD": str(1024 * 1024)}
     bucket = copy_bucket(s3_server, produced.bucket)
     c = s3_server.client()
     repo = clone(produced.root, tmp_path / "clone")
     _, m = load_manifest(repo, "r1")
-    pk = m.artifact(LAY.pk)
-    assert pk.object_key and pk.md5
-    head = c.head_object(Bucket=bucket, Key=pk.object_key)
-    c.put_object(Bucket=bucket, Key=pk.object_key, Body=os.urandom(pk.size),
-                 Metadata=head["Metadata"])
+    path = LAY.pk if tampered == "pk" else LAY.settings
+    art = m.artifact(path)
+    assert art.object_key and art.md5
+    head = c.head_object(Bucket=bucket, Key=art.object_key)
+    body = os.urandom(art.size) if tampered == "pk" else b'{"run_args": {}}'
+    c.put_object(Bucket=bucket, Key=art.object_key, Body=body, Metadata=head["Metadata"])
     cli("remote", "set", f"s3://{bucket}", "--endpoint", s3_server.endpoint, cwd=repo, env=env,
         check=True)
     res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)
     assert res.returncode == 4, (res.returncode, res.stderr)
     err = res.stderr.strip().splitlines()[-1]
-    assert str(LAY.pk) in err and "Traceback" not in res.stderr, res.stderr
-    assert not (repo / LAY.pk).exists()
-    cached = repo / ".dvc" / "cache" / "files" / "md5" / pk.md5[:2] / pk.md5[2:]
+    assert str(path) in err and "Traceback" not in res.stderr, res.stderr
+    assert not (repo / path).exists()
+    cached = repo / ".dvc" / "cache" / "files" / "md5" / art.md5[:2] / art.md5[2:]
     assert not cached.exists()
     assert not list(cached.parent.glob("*.incomplete"))
 
