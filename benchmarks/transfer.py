@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BIN, bench_env, ensure_s5cmd, run, scratch, timed  # noqa: E402
 
 # What `zkml-dvc push` / `pull --for prove` do with a DVC output (pipeline.push_rev, pipeline.pull):
-# the objects moved by zkml-dvc's own client (prefetch.py), then DVC's checkout after a pull.
+# the objects moved by zkml-dvc's own client (prefetch.py), then its checkout after a pull (the
+# outputs placed out of the cache, then DVC's checkout).
 ZK_DVC = r'''
 import sys, yaml
 from pathlib import Path
@@ -43,7 +44,7 @@ with Repo(".") as repo:
         prefetch.push_outs(store, repo, list(repo.index.outs), lambda: repo.push(remote="o3"))
     elif prefetch.fetch_objects(store, repo, {out["md5"]: out["size"]},
                                 {out["md5"]: sha256} if sha256 != "-" else None):  # the manifest's
-        repo.checkout()
+        prefetch.checkout(repo, [out["path"]])
     else:
         repo.pull(remote="o3")
 '''

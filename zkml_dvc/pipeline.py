@@ -366,12 +366,12 @@ def pull(project: Project, targets: list[str], store: Store | None = None,
     {md5: sha256} from a run manifest); if all came, only DVC's checkout runs."""
     from dvc.exceptions import DvcException
 
-    from .prefetch import fetch_objects, target_objects
+    from .prefetch import checkout, fetch_objects, target_objects
 
     with own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
         try:
             if store and fetch_objects(store, repo, target_objects(repo, targets), sha256_of):
-                repo.checkout(targets=targets)
+                checkout(repo, targets)
             else:
                 _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:

@@ -1,0 +1,109 @@
+"""zkml-dvc's placement of outputs out of DVC's cache before DVC's checkout (prefetch.checkout):
+real git and DVC in a temporary repository, no store."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from zkml_dvc import prefetch
+
+
+def _repo(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root.mkdir()
+    monkeypatch.chdir(root)  # DVC reads targets relative to the working directory
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
+    (root / "pk.key").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    for i in range(40):
+        d = root / "evm" / ("sub" if i % 3 else "")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i}.bin").write_bytes(os.urandom(100 + i))
+    (root / "evm" / "empty.bin").write_bytes(b"")
+    subprocess.run(["dvc", "add", "-q", "pk.key", "evm"], cwd=root, check=True)
+    return root
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".dvc" not in p.relative_to(root).parts[:1]
+            and not p.name.endswith(".dvc") and ".git" not in p.parts and p.name != ".gitignore"
+            and p.name != ".dvcignore"}
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_outputs_absent_from_the_workspace_are_placed_and_dvc_then_rewrites_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    before = _files(root)
+    shutil.rmtree(root / "evm")
+    (root / "pk.key").unlink()
+    with Repo(str(root)) as repo:
+        outs = prefetch._target_outs(repo, ["pk.key", "evm"])
+        assert prefetch.place_outputs(repo, outs) == 2
+        # each file's md5 is in DVC's state: its checkout and status need not read it again
+        for p in before:
+            _, hash_info = repo.state.get(str(root / p), repo.fs)
+            assert hash_info is not None and hash_info.value == _md5(root / p), p
+        inodes = {p: os.stat(root / p).st_ino for p in before}
+        repo.checkout(targets=["pk.key", "evm"])  # DVC's own: finds them as it wants them
+        assert {p: os.stat(root / p).st_ino for p in before} == inodes
+        assert repo.status() == {}
+    assert _files(root) == before
+    cache_inodes = {p.stat().st_ino for p in (root / ".dvc" / "cache").rglob("*") if p.is_file()}
+    for p in before:
+        st = os.stat(root / p)
+        assert st.st_mode & 0o777 == 0o666 & ~_umask()  # a writable copy, as DVC's copy makes
+        assert st.st_nlink == 1 and st.st_ino not in cache_inodes
+    assert (root / "evm" / "sub").stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert not list(root.glob(".*incomplete*"))
+    # plain DVC agrees, in another process
+    res = subprocess.run(["dvc", "status"], cwd=root, capture_output=True, text=True, check=True)
+    assert "up to date" in res.stdout
+
+
+def test_an_output_in_the_workspace_or_missing_from_the_cache_is_left_to_dvc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    (root / "pk.key").unlink()
+    (root / "pk.key").write_bytes(b"mine")  # changed by the user: never overwritten here
+    shutil.rmtree(root / "evm")
+    with Repo(str(root)) as repo:
+        listing = Path(repo.cache.local.oid_to_path(
+            next(o for o in repo.index.outs if o.fs_path.endswith("evm")).hash_info.value))
+        first = json.loads(listing.read_text())[0]["md5"]
+        Path(repo.cache.local.oid_to_path(first)).unlink()  # one file of evm/ not in the cache
+        assert prefetch.place_outputs(repo, prefetch._target_outs(repo, ["pk.key", "evm"])) == 0
+    assert (root / "pk.key").read_bytes() == b"mine"
+    assert not (root / "evm").exists() and not list(root.glob(".evm*"))
+
+
+@pytest.mark.parametrize("link", ["hardlink", "symlink"])
+def test_link_types_other_than_copy_are_dvcs_own(tmp_path: Path, link: str,
+                                                 monkeypatch: pytest.MonkeyPatch):
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    subprocess.run(["dvc", "config", "cache.type", link], cwd=root, check=True)
+    (root / "pk.key").unlink()
+    with Repo(str(root)) as repo:
+        prefetch.checkout(repo, ["pk.key"])
+    pk = root / "pk.key"
+    assert pk.is_symlink() if link == "symlink" else pk.stat().st_nlink == 2
