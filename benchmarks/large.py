@@ -3,9 +3,10 @@ logrows 17, pk ~0.55 GB), each step beside its baseline.
 
 1. run: `zkml-dvc run --no-push` (cold) vs a plain ezkl script making the same calls (settings,
    calibrate, compile, witness, setup, prove, verify) with the same SRS; wall time and peak RSS
-   of the whole process tree: the sum over its processes, sampled every 50 ms (a stage process
-   and the `zkml-dvc run` process that waits for it both hold memory), or the largest single
-   process's peak (GNU time's %M) if that is more;
+   of the whole process tree: the sum over its processes of their proportional set sizes
+   (PSS: a page two processes map, such as the ezkl library's, counts once), sampled every 50 ms
+   (a stage process and the `zkml-dvc run` process that waits for it both hold memory), or the
+   largest single process's peak RSS (GNU time's %M) if that is more;
 2. push: `zkml-dvc push RUN` (DVC objects, SRS, run index) vs s5cmd uploading the same DVC
    objects;
 3. second machine: `zkml-dvc pull RUN --for prove` in a fresh clone with an empty cache vs s5cmd
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ZKML, bench_env, ensure_s5cmd, make_mlp, run, scratch  # noqa: E402
@@ -57,6 +59,21 @@ assert ezkl.verify(f"{d}/proof.json", f"{d}/settings.json", f"{d}/vk.key", srs_p
 '''
 
 
+def _pss(proc: Any) -> int:
+    """A process's proportional set size: its private pages, and its share of pages it maps
+    with others (the ezkl library and the interpreter, mapped by a stage process and by
+    `zkml-dvc run` alike), so that a tree's sum counts each page once. Its RSS where the kernel
+    has no smaps_rollup."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return int(proc.memory_info().rss)
+
+
 def timed_rss(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in bytes of the process tree (see the module's docstring), stdout."""
     import threading
@@ -80,8 +97,8 @@ def timed_rss(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, in
             except psutil.Error:
                 break
             for p in tree:
-                with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
+                with contextlib.suppress(psutil.Error, OSError):
+                    total += _pss(p)
             peak_sum = max(peak_sum, total)
             stop.wait(0.05)
 
