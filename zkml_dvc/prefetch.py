@@ -80,7 +80,8 @@ def checkout(repo: Any, targets: list[str]) -> None:
 def place_outputs(repo: Any, outs: list[Any]) -> int:
     """Copy each output of ``outs`` that is wholly absent from the workspace out of DVC's cache
     (all its files must be there), and record each file's md5 in DVC's state database. Returns
-    how many outputs were placed; one that cannot be is left to DVC's checkout."""
+    how many outputs were placed; one that cannot be (or whose directory resolves outside the
+    repository through a symlink) is left to DVC's checkout."""
     import json
 
     from dvc_data.hashfile.hash_info import HashInfo
@@ -90,12 +91,13 @@ def place_outputs(repo: Any, outs: list[Any]) -> int:
 
     umask = os.umask(0)
     os.umask(umask)
+    root = Path(repo.root_dir).resolve()
     placed = 0
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="zkml-place") as pool:
         for out in outs:
             dest, md5 = Path(out.fs_path), out.hash_info.value
-            if os.path.lexists(dest):
-                continue
+            if os.path.lexists(dest) or not dest.parent.resolve().is_relative_to(root):
+                continue  # there already, or a symlink on the way leads out of the repository
             try:
                 if md5.endswith(".dir"):
                     listing = json.loads(Path(path_of(md5)).read_bytes())

@@ -107,3 +107,23 @@ def test_link_types_other_than_copy_are_dvcs_own(tmp_path: Path, link: str,
         prefetch.checkout(repo, ["pk.key"])
     pk = root / "pk.key"
     assert pk.is_symlink() if link == "symlink" else pk.stat().st_nlink == 2
+
+
+def test_nothing_is_written_through_a_symlink_out_of_the_repository(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    (root / "keys").mkdir()
+    (root / "keys" / "pk.key").write_bytes(os.urandom(1000))
+    subprocess.run(["dvc", "add", "-q", "keys/pk.key"], cwd=root, check=True)
+    # the .dvc file beside the repository's root, naming the file inside keys/
+    dvcfile = (root / "keys" / "pk.key.dvc").read_text().replace("path: pk.key", "path: keys/pk.key")
+    (root / "pk.dvc").write_text(dvcfile)
+    shutil.rmtree(root / "keys")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "keys").symlink_to(outside, target_is_directory=True)
+    with Repo(str(root)) as repo:
+        assert prefetch.place_outputs(repo, prefetch._target_outs(repo, ["keys/pk.key"])) == 0
+    assert list(outside.iterdir()) == []
