@@ -9,9 +9,9 @@ with the store client's ranged GETs and multipart uploads.
 
 The client is made from the store client's own resolved settings (endpoint, region, credentials
 as boto3 resolved them, CA bundle), with path-style addressing and no checksum headers (O3 rejects
-them). Only GetObject, HeadObject and PutObject are used. Every download is hashed here and
-checked by the caller's expected digest before it is renamed into place, read-only; nothing
-partial is left.
+them). Only GetObject, HeadObject, PutObject and (through the store client) ListObjectsV2 are
+used. Every download is hashed here and checked by the caller's expected digest before it is
+renamed into place, read-only; nothing partial is left.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from obstore.store import ClientConfig
 
 CONCURRENCY = 32  # requests in flight (Akave's own figures for small objects use 32 threads)
+LIST_FROM = 32  # objects to send from which one listing may stand for their HEADs
+KEYS_PER_OBJECT = 10  # the most keys a listing may hold per object to send
 ONE_BY_ONE = 8 * 1024 * 1024  # from here a transfer has its own progress bar and parallel parts
 T = TypeVar("T")
 
@@ -109,22 +111,47 @@ def get_many(store: Store, gets: Sequence[Get]) -> list[bool]:
     return asyncio.run(all_())
 
 
-def put_missing(store: Store, puts: Sequence[tuple[str, Path]]) -> int:
-    """Upload each ``(rel, src)`` whose key the store lacks (HeadObject first). Returns how many
-    were sent; raises on the first failure (PutObject is atomic: nothing partial is stored)."""
+def listed(store: Store, prefix: str, max_keys: int) -> set[str] | None:
+    """The keys (relative to the store root) under ``prefix`` if there are at most ``max_keys``
+    (ListObjectsV2, 1000 a page); None if there are more, or the listing failed."""
+    keys: set[str] = set()
+    with contextlib.suppress(Exception):  # noqa: BLE001 (the caller asks for each key instead)
+        for item in store.list(prefix):
+            if len(keys) >= max_keys:
+                return None
+            keys.add(item["Key"])
+        return keys
+    return None
+
+
+def put_missing(store: Store, puts: Sequence[tuple[str, Path]], within: str | None = None) -> int:
+    """Upload each ``(rel, src)`` whose key the store lacks. Returns how many were sent; raises on
+    the first failure (PutObject is atomic: nothing partial is stored).
+
+    What the store holds is asked of each key (HeadObject), or, for ``LIST_FROM`` objects or more
+    whose keys all lie under the prefix ``within``, read from one listing of that prefix when it
+    holds at most ``KEYS_PER_OBJECT`` keys per object to send (sequential pages of 1000 keys:
+    beyond that, the HEADs, many in flight, cost less). A push to a new or small remote then
+    sends its objects with one request each, as a plain copy does."""
     import obstore
 
     if not puts:
         return 0
+    present = listed(store, within, len(puts) * KEYS_PER_OBJECT) \
+        if within is not None and len(puts) >= LIST_FROM else None
     s3 = client(store)
 
     async def one(rel: str, src: Path, gate: asyncio.Semaphore) -> bool:
         async with gate:
-            try:
-                await obstore.head_async(s3, store.key(rel))
-                return False
-            except FileNotFoundError:  # obstore's 404
-                pass
+            if present is not None:
+                if rel in present:
+                    return False
+            else:
+                try:
+                    await obstore.head_async(s3, store.key(rel))
+                    return False
+                except FileNotFoundError:  # obstore's 404
+                    pass
             await obstore.put_async(s3, store.key(rel), src.read_bytes(), use_multipart=False)
             return True
 

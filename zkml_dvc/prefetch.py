@@ -45,7 +45,7 @@ from typing import Any
 from . import env
 from .bulk import Get, get_many, put_missing
 from .fsutil import atomic_dir, atomic_path
-from .layout import dvc_object_key
+from .layout import STORE_DVC_PREFIX, dvc_object_key
 from .store import Store
 
 
@@ -284,7 +284,7 @@ def upload_objects(store: Store, repo: Any, objects: dict[str, int | None]) -> i
              if m not in large and not m.endswith(".dir")]
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zkml-push") as pool:
-            smalls = pool.submit(put_missing, store, small)
+            smalls = pool.submit(put_missing, store, small, f"{STORE_DVC_PREFIX}/files/md5")
             sent = upload_large(store, repo, {m: 0 for m in large}, strict=True)
             sent += smalls.result()
             listings = [(dvc_object_key(m), path_of(m)) for m in objects if m.endswith(".dir")]

@@ -299,12 +299,15 @@ def test_large_downloads_are_parallel_ranges_that_survive_faults(s3_server, buck
     assert not dest.parent.exists() or not list(dest.parent.iterdir())
 
 
-def test_bulk_moves_many_small_objects_and_refuses_a_bad_one(s3_server, bucket, tmp_path):
+def test_bulk_moves_many_small_objects_and_refuses_a_bad_one(s3_server, bucket, tmp_path,
+                                                             monkeypatch):
     """bulk.py (obstore) against the real server: put_missing sends only what is absent (within
-    O3's operations, no checksum headers); get_many places each object read-only when its digest
-    matches, and for one whose digest does not, leaves nothing at its destination."""
+    O3's operations, no checksum headers), asking by one listing where the prefix holds few keys;
+    get_many places each object read-only when its digest matches, and for one whose digest does
+    not, leaves nothing at its destination."""
     import hashlib
 
+    from zkml_dvc import bulk
     from zkml_dvc.bulk import Get, get_many, put_missing
 
     st = make_store(s3_server, bucket, "root")
@@ -315,6 +318,21 @@ def test_bulk_moves_many_small_objects_and_refuses_a_bad_one(s3_server, bucket, 
     ops = s3_server.guard.log.operations
     assert ops["HeadObject"] == 40 and ops["PutObject"] == 30, ops
     assert not s3_server.guard.log.violations, s3_server.guard.log.violations
+    # under a prefix that holds few keys, one listing stands for the HEADs ...
+    more = [_file(tmp_path / f"m{i}", 500 + i) for i in range(40)]
+    assert put_missing(st, [(f"more/{p.name}", p) for p in more[:5]]) == 5
+    s3_server.guard.log.reset()
+    assert put_missing(st, [(f"more/{p.name}", p) for p in more], within="more") == 35
+    ops = s3_server.guard.log.operations
+    assert ops["HeadObject"] == 0 and ops["ListObjectsV2"] == 1 and ops["PutObject"] == 35, ops
+    s3_server.guard.log.reset()
+    assert put_missing(st, [(f"more/{p.name}", p) for p in more], within="more") == 0
+    # ... but not where it holds more keys than objects to send x KEYS_PER_OBJECT
+    monkeypatch.setattr(bulk, "KEYS_PER_OBJECT", 0.5)  # 20 keys allowed, 40 there
+    s3_server.guard.log.reset()
+    assert put_missing(st, [(f"more/{p.name}", p) for p in more], within="more") == 0
+    ops = s3_server.guard.log.operations
+    assert ops["HeadObject"] == 40 and ops["PutObject"] == 0, ops
     gets = [Get(f"objs/{p.name}", tmp_path / "dl" / p.name, "md5",
                 hashlib.md5(p.read_bytes()).hexdigest()) for p in srcs]
     gets[7] = Get(gets[7].rel, gets[7].dest, "md5", "0" * 32)  # what it does not hash to
