@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -104,6 +105,8 @@ def place_outputs(repo: Any, outs: list[Any]) -> int:
                     files = [(tuple(e["relpath"].split("/")), e["md5"]) for e in listing]
                 else:
                     files = [((), md5)]
+                if not all(_safe_entry(parts, m, md5.endswith(".dir")) for parts, m in files):
+                    continue  # a listing that names a path out of its directory: DVC's to judge
                 if not all(os.path.isfile(path_of(m)) for _, m in files):
                     continue
                 if md5.endswith(".dir"):
@@ -122,6 +125,17 @@ def place_outputs(repo: Any, outs: list[Any]) -> int:
                                   for parts, m in files], repo.fs)
             placed += 1
     return placed
+
+
+def _safe_entry(parts: tuple[str, ...], md5: str, in_directory: bool) -> bool:
+    """Whether a file of an output (its path inside a directory output, its md5) names only a
+    place inside the output and an object inside DVC's cache: a listing comes from the store
+    and the md5s from the clone's dvc.lock, neither trusted."""
+    return bool(_MD5.fullmatch(md5)) and (
+        not in_directory or (bool(parts) and all(p not in ("", ".", "..") for p in parts)))
+
+
+_MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
 def _copy(src: str, dest: Path, umask: int) -> None:
@@ -171,6 +185,8 @@ def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
             files.update({entry["md5"]: None for entry in listing})
         except (OSError, ValueError, TypeError, KeyError):
             return False
+    if not all(isinstance(m, str) and _MD5.fullmatch(m) for m in files):
+        return False  # not a DVC object name: nothing is fetched under it (DVC's pull judges)
     missing = {md5: size for md5, size in files.items() if not path_of(md5).exists()}
     threshold = env.get_int(env.RANGED_THRESHOLD, 64 * 1024 * 1024)
     large = {m: s for m, s in missing.items() if s is not None and s >= threshold}

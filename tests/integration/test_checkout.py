@@ -127,3 +127,25 @@ def test_nothing_is_written_through_a_symlink_out_of_the_repository(
     with Repo(str(root)) as repo:
         assert prefetch.place_outputs(repo, prefetch._target_outs(repo, ["keys/pk.key"])) == 0
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", [{"relpath": "../escape.bin"}, {"relpath": "/tmp/escape.bin"},
+                                 {"md5": "../../../escape"}])
+def test_a_listing_naming_a_place_outside_its_output_is_left_to_dvc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: dict[str, str]):
+    """A directory's listing comes from the store and its md5 from the clone's dvc.lock: one
+    that names a path out of the output, or an object name that is not one, places nothing."""
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    shutil.rmtree(root / "evm")
+    with Repo(str(root)) as repo:
+        out = next(o for o in repo.index.outs if o.fs_path.endswith("evm"))
+        listing = Path(repo.cache.local.oid_to_path(out.hash_info.value))
+        entries = json.loads(listing.read_text())
+        entries[0] = {**entries[0], **bad}
+        listing.chmod(0o644)
+        listing.write_text(json.dumps(entries))
+        assert prefetch.place_outputs(repo, [out]) == 0
+    assert not (root / "evm").exists()
+    assert not list(tmp_path.rglob("escape*")) and not Path("/tmp/escape.bin").exists()
