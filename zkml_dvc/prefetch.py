@@ -173,6 +173,8 @@ def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
     def path_of(md5: str) -> Path:
         return Path(repo.cache.local.oid_to_path(md5))
 
+    if not all(_MD5.fullmatch(m) for m in wanted):
+        return False  # a dvc.lock md5 that is not a DVC object name: nothing is fetched under it
     files: dict[str, int | None] = {}
     for md5, size in wanted.items():  # a directory: its listing first, then what it lists
         if not md5.endswith(".dir"):

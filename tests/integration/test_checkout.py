@@ -149,3 +149,16 @@ def test_a_listing_naming_a_place_outside_its_output_is_left_to_dvc(
         assert prefetch.place_outputs(repo, [out]) == 0
     assert not (root / "evm").exists()
     assert not list(tmp_path.rglob("escape*")) and not Path("/tmp/escape.bin").exists()
+
+
+def test_a_dvc_lock_md5_that_is_not_an_object_name_fetches_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An md5 from the clone's dvc.lock names a place in DVC's cache: one that is not a DVC object
+    name makes fetch_objects return at once (DVC's pull judges it), creating nothing anywhere."""
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    bad = "../../../../escape/x.dir"  # cache/files/md5/../../../../ is the repository's root
+    with Repo(str(root)) as repo:
+        assert prefetch.fetch_objects(None, repo, {bad: None}) is False  # type: ignore[arg-type]
+    assert not (root / "escape").exists()
