@@ -13,9 +13,9 @@ CPU's SHA instructions far less), else against its DVC name (its md5). Objects f
 ``ZKML_DVC_RANGED_THRESHOLD`` bytes (default 64 MiB) come as parallel ranged GETs (ranged.py), the
 others by obstore, many at once (bulk.py), beside them; a directory output's ``.dir`` listing is
 fetched (and checked) first, then its files. When every object is then in the cache, the caller
-runs only DVC's checkout (what `dvc pull` runs after its fetch); objects and layout are DVC's own,
-so plain `dvc pull` still works on the same store. Anything that goes wrong here is left to
-`dvc pull` itself.
+runs only the checkout (``checkout`` below: what `dvc pull` runs after its fetch); objects and
+layout are DVC's own, so plain `dvc pull` still works on the same store. Anything that goes
+wrong here is left to `dvc pull` itself.
 
 DVC's checkout then copies each file out of the cache in Python, 2 MiB at a time, with a per-file
 reflink attempt first: a third of a 1 GiB pull and most of a pull of 500 small files. Where DVC
@@ -23,8 +23,10 @@ would copy (its default link types, reflink then copy) and an output is wholly a
 workspace, ``checkout`` places it first: each file copied by the kernel (``copy_file_range``,
 which shares extents where the file system can, as DVC's reflink would), a directory built beside
 its place and renamed in whole, and each file's md5 recorded in DVC's state database as DVC's
-checkout records it; DVC's checkout that follows then finds the workspace as it wants it and
-keeps its own bookkeeping. An output already in the workspace, whole or changed, is DVC's alone.
+checkout records it, and its link as DVC records the files it adds. When every output the
+targets select was placed so, DVC's checkout (which would find the workspace as it wants it, after
+building the graph of every stage to say so) is not run; otherwise it runs after the placement.
+An output already in the workspace, whole or changed, is DVC's alone.
 
 The other way, every object of the pushed outputs that the store lacks is uploaded from DVC's
 cache under its DVC key: large ones with boto3's transfer manager (multipart from O3's advised
@@ -50,18 +52,19 @@ from .layout import STORE_DVC_PREFIX, dvc_object_key
 from .store import Store
 
 
+def _selects(target: str, path: str) -> bool:
+    """Whether ``target`` names the output at ``path`` (both relative to the repository), is
+    inside it, or contains it."""
+    target = target.rstrip("/")
+    return path == target or path.startswith(target + "/") or target.startswith(path + "/")
+
+
 def _target_outs(repo: Any, targets: list[str]) -> list[Any]:
     """The DVC-cached outputs of the open DVC ``repo`` (as its dvc.lock records them) that
-    ``targets`` name, are inside, or contain."""
-    found = []
-    for out in repo.index.outs:
-        if not (out.use_cache and out.hash_info and out.hash_info.value):
-            continue
-        path = os.path.relpath(out.fs_path, repo.root_dir)
-        if any(path == t.rstrip("/") or path.startswith(t.rstrip("/") + "/")
-               or t.startswith(path + "/") for t in targets):
-            found.append(out)
-    return found
+    ``targets`` select (``_selects``)."""
+    return [out for out in repo.index.outs
+            if out.use_cache and out.hash_info and out.hash_info.value
+            and any(_selects(t, os.path.relpath(out.fs_path, repo.root_dir)) for t in targets)]
 
 
 def target_objects(repo: Any, targets: list[str]) -> dict[str, int | None]:
@@ -72,9 +75,24 @@ def target_objects(repo: Any, targets: list[str]) -> dict[str, int | None]:
 
 def checkout(repo: Any, targets: list[str]) -> None:
     """DVC's checkout of ``targets`` in the open DVC ``repo``, with the outputs it would copy
-    whole out of the cache placed first (``place_outputs``)."""
+    whole out of the cache placed first (``place_outputs``). When every target selects an
+    output and every selected output was placed, each is recorded as DVC's checkout records what
+    it adds (its link in DVC's state: `dvc checkout` without targets then removes it once it is
+    no output any more) and DVC's checkout is not run: it would find the workspace as it wants
+    it and change nothing, after building its index of the whole repository (the graph of every
+    stage) to say so."""
     if list(repo.cache.local.cache_types or ()) in (["reflink", "copy"], ["copy"]):
-        place_outputs(repo, _target_outs(repo, targets))
+        from dvc.repo import lock_repo
+
+        with lock_repo(repo):  # as DVC's own checkout holds it
+            outs = _target_outs(repo, targets)
+            paths = [os.path.relpath(out.fs_path, repo.root_dir) for out in outs]
+            placed = place_outputs(repo, outs)
+            if targets and placed == len(outs) and all(
+                    any(_selects(t, path) for path in paths) for t in targets):
+                for out in outs:
+                    repo.state.save_link(out.fs_path, repo.fs)
+                return
     repo.checkout(targets=targets)
 
 

@@ -162,3 +162,41 @@ def test_a_dvc_lock_md5_that_is_not_an_object_name_fetches_nothing(
     with Repo(str(root)) as repo:
         assert prefetch.fetch_objects(None, repo, {bad: None}) is False  # type: ignore[arg-type]
     assert not (root / "escape").exists()
+
+
+def test_placed_outputs_are_recorded_as_dvcs_checkout_records_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """When the placement put every target's output in place, DVC's checkout is not run; what it
+    would have recorded (each output's link, so that a later `dvc checkout` removes it once it is
+    no output any more) is recorded all the same."""
+    from dvc.repo import Repo
+
+    mine, dvcs = _repo(tmp_path / "mine", monkeypatch), _repo(tmp_path / "dvcs", monkeypatch)
+    for root in (mine, dvcs):
+        shutil.rmtree(root / "evm")
+        (root / "pk.key").unlink()
+    with Repo(str(dvcs)) as repo:
+        repo.checkout(targets=["pk.key", "evm"])
+        theirs = sorted(repo.state.get_unused_links([], repo.fs))
+    monkeypatch.chdir(mine)
+    with Repo(str(mine)) as repo:
+        prefetch.checkout(repo, ["pk.key", "evm"])
+        assert sorted(repo.state.get_unused_links([], repo.fs)) == theirs == ["evm", "pk.key"]
+    assert (mine / "pk.key").is_file() and (mine / "evm" / "sub").is_dir()
+    res = subprocess.run(["dvc", "status"], cwd=mine, capture_output=True, text=True, check=True)
+    assert "up to date" in res.stdout
+    # pk.key stops being an output: DVC's checkout removes the file it (here: zkml-dvc) placed
+    (mine / "pk.key.dvc").unlink()
+    subprocess.run(["dvc", "checkout", "-q"], cwd=mine, check=True)
+    assert not (mine / "pk.key").exists() and (mine / "evm" / "sub").is_dir()
+
+
+def test_a_target_that_selects_no_output_still_gets_dvcs_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    (root / "pk.key").unlink()
+    with Repo(str(root)) as repo, pytest.raises(DvcException):
+        prefetch.checkout(repo, ["pk.key", "no-such-output"])
