@@ -3,9 +3,14 @@ or any fsspec filesystem, behind one small interface (``artifacts.py`` holds the
 
 from __future__ import annotations
 
+import builtins
+import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from . import bulk
+from .bulk import each
 from .errors import HashMismatchError, InputError, NotFoundError
 from .fsutil import atomic_path, sha256_bytes, sha256_file
 
@@ -23,6 +28,11 @@ class Backend(Protocol):
     def put_bytes(self, data: bytes, key: str) -> bool: ...
     def get_bytes(self, key: str, sha256: str | None = None) -> bytes: ...
     def list(self, prefix: str) -> list[str]: ...
+    # many at once: (key) / (path, key, sha256, size) of objects known absent / (key, dest,
+    # sha256, size), each checked as get_file checks it
+    def exists_many(self, keys: Sequence[str]) -> builtins.list[bool]: ...
+    def put_files(self, items: Sequence[tuple[Path, str, str, int]]) -> None: ...
+    def get_files(self, items: Sequence[tuple[str, Path, str, int]]) -> None: ...
 
 
 class S3Backend:
@@ -50,6 +60,18 @@ class S3Backend:
 
     def list(self, prefix: str) -> list[str]:
         return [o["Key"] for o in self.store.list(prefix)]
+
+    # small objects by obstore, many in flight (boto3 spends milliseconds of CPU per request)
+    def exists_many(self, keys: Sequence[str]) -> builtins.list[bool]:
+        return bulk.exists_many(self.store, keys)
+
+    def put_files(self, items: Sequence[tuple[Path, str, str, int]]) -> None:
+        bulk.put_files(self.store, [bulk.Put(path, key, sha, size)
+                                    for path, key, sha, size in items], skip_present=False)
+
+    def get_files(self, items: Sequence[tuple[str, Path, str, int]]) -> None:
+        bulk.get_files(self.store, [bulk.Fetch(key, dest, sha, size)
+                                    for key, dest, sha, size in items])
 
 
 class FsspecBackend:
@@ -121,6 +143,18 @@ class FsspecBackend:
             return []
         n = len(self.root) + 1
         return sorted(str(p)[n:] for p in self.fs.find(base))
+
+    # the one-at-a-time calls, side by side
+    def exists_many(self, keys: Sequence[str]) -> builtins.list[bool]:
+        return each([(0, functools.partial(self.exists, k)) for k in keys])
+
+    def put_files(self, items: Sequence[tuple[Path, str, str, int]]) -> None:
+        each([(size, functools.partial(self.put_file, path, key, sha))
+              for path, key, sha, size in items])
+
+    def get_files(self, items: Sequence[tuple[str, Path, str, int]]) -> None:
+        each([(size, functools.partial(self.get_file, key, dest, sha))
+              for key, dest, sha, size in items])
 
 
 def backend_for(base_url: str, endpoint: str | None = None) -> Backend:

@@ -216,15 +216,22 @@ def push(artifact: Artifact, ref: str, endpoint: str | None = None) -> str:
         if not path.is_file():
             raise InputError(f"{type(artifact).__name__}.{field}: {path} is not a file", "")
 
-    def upload(path: Path) -> tuple[str, str]:  # (sha256, the object holding those bytes)
-        sha = sha256_file(path)
-        obj = _existing_object(backend, sha, artifact._known_objects.get(sha))
-        if obj is None:
-            obj = f"blobs/{sha}"
-            backend.put_file(path, obj, sha)
-        return sha, obj
-
-    stored = each([(path.stat().st_size, functools.partial(upload, path)) for _, _, path in files])
+    # each file's bytes are stored once: under an object the store already holds with them (the
+    # run's DVC object the bundle came from, blobs/, srs/), else uploaded to blobs/<sha256>
+    shas = each([(path.stat().st_size, functools.partial(sha256_file, path))
+                 for _, _, path in files])
+    candidates = [[k for k in (artifact._known_objects.get(sha), f"blobs/{sha}", f"srs/{sha}") if k]
+                  for sha in shas]
+    keys = sorted({k for ks in candidates for k in ks})
+    present = {k for k, there in zip(keys, backend.exists_many(keys), strict=True) if there}
+    stored: list[tuple[str, str]] = []  # (sha256, the object holding those bytes)
+    uploads: dict[str, tuple[Path, str, str, int]] = {}
+    for (_, _, path), sha, ks in zip(files, shas, candidates, strict=True):
+        obj = next((k for k in ks if k in present), f"blobs/{sha}")
+        if obj not in present:
+            uploads.setdefault(obj, (path, obj, sha, path.stat().st_size))
+        stored.append((sha, obj))
+    backend.put_files(list(uploads.values()))
     entries: list[FileEntry] = []
     for (field, index, path), (sha, obj) in zip(files, stored, strict=True):
         inner = f"{field}/{path.name}" if index is None else f"{field}/{index}/{path.name}"
@@ -326,8 +333,7 @@ def pull(cls: type[A], ref: str, fields: typing.Iterable[str] | None = None,
 
     values: dict[str, Any] = {}
     chosen_files = [(e, confined(target, e.path)) for e in manifest.files if e.field in wanted]
-    each([(e.size, functools.partial(backend.get_file, e.object, local, e.sha256))
-          for e, local in chosen_files])
+    backend.get_files([(e.object, local, e.sha256, e.size) for e, local in chosen_files])
     for e, local in chosen_files:
         if file_fields.get(e.field) == "many":
             values.setdefault(e.field, []).append((e.index or 0, local))

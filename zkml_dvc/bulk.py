@@ -8,9 +8,10 @@ client matches s5cmd both ways (benchmarks/transfer.py). So where a transfer is 
 with the store client's ranged GETs and multipart uploads.
 
 The client is made from the store client's own resolved settings (endpoint, region, credentials
-as boto3 resolved them, CA bundle), with path-style addressing and no checksum headers (O3 rejects
-them). Only GetObject, HeadObject, PutObject and (through the store client) ListObjectsV2 are
-used. Every download is hashed here and checked by the caller's expected digest before it is
+as boto3 resolves them: the store's configured keys, else the environment's when no profile is
+named, else boto3's chain; CA bundle), with path-style addressing and no checksum headers (O3
+rejects them); no boto3 client is made for it. Only GetObject, HeadObject, PutObject and
+ListObjectsV2 are used. Every download is hashed here and checked by the caller's expected digest before it is
 renamed into place, read-only; nothing partial is left.
 """
 
@@ -25,9 +26,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import env
+from . import cache, env
 from .fsutil import atomic_path
-from .store import Store
+from .store import SHA_META, Store
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
@@ -54,6 +55,10 @@ def client(store: Store) -> Any:
     cfg = store.cfg
     if cfg.access_key_id and cfg.secret_access_key:
         keys: tuple[str, str, str | None] | None = (cfg.access_key_id, cfg.secret_access_key, None)
+    elif not cfg.profile and env.get(env.AWS_ACCESS_KEY_ID) and env.get(env.AWS_SECRET_ACCESS_KEY):
+        # the first place boto3 looks when no profile is named: the same keys, without its import
+        keys = (env.get(env.AWS_ACCESS_KEY_ID) or "", env.get(env.AWS_SECRET_ACCESS_KEY) or "",
+                env.get(env.AWS_SESSION_TOKEN) or None)
     else:  # as boto3 resolves them (a profile, the environment, the user's AWS files)
         import boto3
 
@@ -76,7 +81,7 @@ def client(store: Store) -> Any:
             kwargs["token"] = keys[2]
     if cfg.endpoint:
         kwargs["endpoint"] = cfg.endpoint
-    return S3Store(store.bucket, region=store.client.meta.region_name,
+    return S3Store(store.bucket, region=store.region,
                    virtual_hosted_style_request=False, client_options=options,
                    retry_config={"max_retries": env.get_int(env.MAX_ATTEMPTS, 5),
                                  "retry_timeout": timedelta(seconds=120),
@@ -111,15 +116,20 @@ def get_many(store: Store, gets: Sequence[Get]) -> list[bool]:
     return asyncio.run(all_())
 
 
-def listed(store: Store, prefix: str, max_keys: int) -> set[str] | None:
+def listed(store: Store, prefix: str, max_keys: int, s3: Any = None) -> set[str] | None:
     """The keys (relative to the store root) under ``prefix`` if there are at most ``max_keys``
-    (ListObjectsV2, 1000 a page); None if there are more, or the listing failed."""
+    (ListObjectsV2, 1000 a page, by obstore or ``s3``, one of its clients); None if there are
+    more, or the listing failed."""
+    import obstore
+
     keys: set[str] = set()
+    root = f"{store.prefix}/" if store.prefix else ""
     with contextlib.suppress(Exception):  # noqa: BLE001 (the caller asks for each key instead)
-        for item in store.list(prefix):
-            if len(keys) >= max_keys:
-                return None
-            keys.add(item["Key"])
+        for chunk in obstore.list(s3 or client(store), prefix=store.key(prefix.strip("/"))):
+            for meta in chunk:
+                if len(keys) >= max_keys:
+                    return None
+                keys.add(meta["path"].removeprefix(root))
         return keys
     return None
 
@@ -137,9 +147,9 @@ def put_missing(store: Store, puts: Sequence[tuple[str, Path]], within: str | No
 
     if not puts:
         return 0
-    present = listed(store, within, len(puts) * KEYS_PER_OBJECT) \
-        if within is not None and len(puts) >= LIST_FROM else None
     s3 = client(store)
+    present = listed(store, within, len(puts) * KEYS_PER_OBJECT, s3) \
+        if within is not None and len(puts) >= LIST_FROM else None
 
     async def one(rel: str, src: Path, gate: asyncio.Semaphore) -> bool:
         async with gate:
@@ -160,6 +170,136 @@ def put_missing(store: Store, puts: Sequence[tuple[str, Path]], within: str | No
         return sum(await asyncio.gather(*(one(rel, src, gate) for rel, src in puts)))
 
     return asyncio.run(all_())
+
+
+@dataclass(frozen=True)
+class Put:
+    src: Path
+    rel: str  # the key under the store root
+    sha256: str  # the file's (its object carries it as metadata, as Store.put_file sets it)
+    size: int
+
+
+@dataclass(frozen=True)
+class Fetch:
+    rel: str
+    dest: Path
+    sha256: str  # what the bytes must hash to (a manifest's)
+    size: int  # what the manifest records: a larger object is refused
+
+
+def _run(coros: Sequence[Any]) -> list[Any]:
+    """Run ``coros`` (made for one event loop) with CONCURRENCY requests in flight; per item, its
+    result or the exception it raised."""
+    async def all_() -> list[Any]:
+        return list(await asyncio.gather(*coros, return_exceptions=True))
+
+    return asyncio.run(all_())
+
+
+def exists_many(store: Store, rels: Sequence[str]) -> list[bool]:
+    """Whether each key is in the store: HeadObject side by side (``Store.head`` where obstore's
+    answer is neither the object nor a 404)."""
+    import obstore
+
+    s3: Any = client(store) if rels else None
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(rel: str) -> bool:
+        async with gate:
+            try:
+                await obstore.head_async(s3, store.key(rel))
+                return True
+            except FileNotFoundError:
+                return False
+
+    answers = _run([one(rel) for rel in rels]) if rels else []
+    return [a if isinstance(a, bool) else store.head(rel) is not None
+            for rel, a in zip(rels, answers, strict=True)]
+
+
+def put_files(store: Store, puts: Sequence[Put], skip_present: bool = True) -> list[bool]:
+    """Upload each of ``puts`` as ``Store.put_file`` does (the sha256 as metadata; with
+    ``skip_present``, not if an object with that sha256 is there): those under 8 MiB by obstore
+    side by side, one HEAD (unless ``skip_present`` is off: the caller has just looked) and one
+    PUT each; the larger ones, and any that failed here, then one by one by ``Store.put_file``
+    (its multipart upload, its errors). Returns, per item, whether bytes were sent."""
+    import obstore
+
+    small = [i for i, p in enumerate(puts) if p.size < ONE_BY_ONE]
+    s3: Any = client(store) if small else None
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(put: Put) -> bool:
+        async with gate:
+            key = store.key(put.rel)
+            if skip_present:
+                try:
+                    head = await obstore.get_async(s3, key, options={"head": True})
+                    if head.attributes.get(SHA_META) == put.sha256:
+                        store.stats.skipped_files += 1
+                        return False
+                except FileNotFoundError:
+                    pass
+            data = put.src.read_bytes()
+            await obstore.put_async(s3, key, data, attributes={SHA_META: put.sha256},
+                                    use_multipart=False)
+            store.stats.uploaded_files += 1
+            store.stats.uploaded_bytes += len(data)
+            return True
+
+    sent: dict[int, bool] = {}
+    for i, answer in zip(small, _run([one(puts[i]) for i in small]) if small else [], strict=True):
+        if isinstance(answer, bool):
+            sent[i] = answer
+    for i, put in enumerate(puts):
+        if i not in sent:
+            sent[i] = store.put_file(put.src, put.rel, sha256=put.sha256, force=not skip_present)
+    return [sent[i] for i in range(len(puts))]
+
+
+def get_files(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) -> list[Path]:
+    """Download each of ``fetches`` as ``Store.get_file`` does (from the local cache when it holds
+    the bytes, checked by sha256 before anything is placed, through the cache unless
+    ``use_cache`` is off): those under 8 MiB by obstore side by side, one GET each, refused
+    before a byte is read if larger than the size given; the larger ones, and any that failed
+    or did not match here, then one by one by ``Store.get_file`` (its ranged GETs, its retries
+    after a recent write, and its errors). Returns the destinations."""
+    import obstore
+
+    small = [i for i, f in enumerate(fetches) if f.size < ONE_BY_ONE]
+    s3: Any = client(store) if small else None
+    gate = asyncio.Semaphore(CONCURRENCY)
+    if small and use_cache:
+        cache.sweep_incomplete()
+
+    async def one(f: Fetch) -> bool:
+        if use_cache and (cached := cache.verified_blob(f.sha256)) is not None:
+            store.stats.cache_hits += 1
+            cache.link_into(cached, f.dest)
+            return True
+        async with gate:
+            got = await obstore.get_async(s3, store.key(f.rel))
+            if got.meta["size"] > f.size:
+                return False  # Store.get_file refuses it, with its error
+            data = bytes(await got.bytes_async())
+        if hashlib.sha256(data).hexdigest() != f.sha256:
+            return False  # Store.get_file downloads it again and raises the mismatch
+        target = cache.blob_path(f.sha256) if use_cache else f.dest
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
+        if use_cache:
+            cache.link_into(target, f.dest)
+        store.stats.downloaded_files += 1
+        store.stats.downloaded_bytes += len(data)
+        return True
+
+    done = {i for i, answer in zip(small, _run([one(fetches[i]) for i in small]) if small else [],
+                                    strict=True) if answer is True}
+    for i, f in enumerate(fetches):
+        if i not in done:
+            store.get_file(f.rel, f.dest, f.sha256, use_cache=use_cache, max_size=f.size)
+    return [f.dest for f in fetches]
 
 
 def each(calls: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:

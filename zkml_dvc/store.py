@@ -91,8 +91,7 @@ class Store:
             self._client = session.client(
                 "s3",
                 endpoint_url=self.cfg.endpoint,
-                region_name=(self.cfg.region or env.get(env.AWS_DEFAULT_REGION)
-                             or env.O3_DEFAULT_REGION),
+                region_name=self.region,
                 aws_access_key_id=self.cfg.access_key_id,
                 aws_secret_access_key=self.cfg.secret_access_key,
                 verify=self.cfg.ca_bundle,
@@ -108,6 +107,11 @@ class Store:
                 ),
             )
         return self._client
+
+    @property
+    def region(self) -> str:
+        """The region requests are signed for (the client is made with it, never resolved)."""
+        return self.cfg.region or env.get(env.AWS_DEFAULT_REGION) or env.O3_DEFAULT_REGION
 
     def key(self, rel: str) -> str:
         return check_key(f"{self.prefix}/{rel}" if self.prefix else rel)

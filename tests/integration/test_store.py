@@ -345,3 +345,87 @@ def test_bulk_moves_many_small_objects_and_refuses_a_bad_one(s3_server, bucket, 
             assert stat.S_IMODE(g.dest.stat().st_mode) == 0o444
     assert sorted(x.name for x in (tmp_path / "dl").iterdir()) == sorted(
         p.name for i, p in enumerate(srcs) if i != 7)  # nothing half-written left behind
+
+
+def test_bulk_takes_the_environments_keys_as_boto3_would_without_a_boto3_client(
+        s3_server, bucket, tmp_path, monkeypatch):
+    """With no keys configured and no profile named, the environment's keys are the ones boto3
+    would use first: bulk.py signs with them (the server checks signatures) and makes no boto3
+    client to learn them or the region; with a profile named, boto3's resolution decides (here:
+    a profile that does not exist, so nothing is signed with the environment's keys)."""
+    from zkml_dvc.bulk import Get, get_many, put_missing
+    from zkml_dvc.store import Store, StoreConfig
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    src = _file(tmp_path / "o", 3000)
+    st = Store(StoreConfig(url=f"s3://{bucket}/envkeys", endpoint=s3_server.endpoint))
+    assert put_missing(st, [("a/o", src)]) == 1
+    dest = tmp_path / "dl" / "o"
+    assert get_many(st, [Get("a/o", dest, "sha256", sha256_file(src))]) == [True]
+    assert dest.read_bytes() == src.read_bytes()
+    assert st._client is None  # no boto3 client was made
+    named = Store(StoreConfig(url=f"s3://{bucket}/envkeys", endpoint=s3_server.endpoint,
+                              profile="no-such-profile"))
+    with pytest.raises(Exception, match="no-such-profile"):
+        put_missing(named, [("a/p", src)])
+
+
+def test_bulk_store_client_calls_move_small_files_with_one_request_each(
+        s3_server, bucket, tmp_path, monkeypatch):
+    """bulk.put_files / get_files (the artifact bundles' S3 calls): each small file one HEAD and
+    one PUT up (no HEAD when the caller has just looked), one GET down, sha256 metadata as
+    Store.put_file sets it; a large one by the store client; from the local cache a second
+    time; and an object whose bytes are not the manifest's, or that is larger than it records,
+    is refused with the store client's error and nothing placed."""
+    from zkml_dvc import bulk
+    from zkml_dvc.bulk import Fetch, Put
+
+    monkeypatch.setattr(bulk, "ONE_BY_ONE", 64 * 1024)  # a large file that stays small on disk
+    monkeypatch.setenv("ZKML_DVC_CACHE_DIR", str(tmp_path / "cache"))
+    st = make_store(s3_server, bucket, "bulkfiles")
+    srcs = [_file(tmp_path / f"s{i}", 2000 + i) for i in range(30)] + [
+        _file(tmp_path / "large", 200 * 1024)]
+    puts = [Put(p, f"blobs/{p.name}", sha256_file(p), p.stat().st_size) for p in srcs]
+    s3_server.guard.log.reset()
+    assert bulk.put_files(st, puts) == [True] * 31
+    ops = s3_server.guard.log.operations
+    assert ops["HeadObject"] == 31 and ops["PutObject"] == 31, ops
+    assert not s3_server.guard.log.violations, s3_server.guard.log.violations
+    for p in (srcs[0], srcs[-1]):
+        assert st.head(f"blobs/{p.name}")["Metadata"]["sha256"] == sha256_file(p)
+    s3_server.guard.log.reset()
+    assert bulk.put_files(st, puts) == [False] * 31  # there with the same sha256
+    assert s3_server.guard.log.operations["PutObject"] == 0
+    s3_server.guard.log.reset()
+    assert bulk.put_files(st, puts[:3], skip_present=False) == [True] * 3
+    ops = s3_server.guard.log.operations
+    assert ops["HeadObject"] == 0 and ops["PutObject"] == 3, ops
+
+    fetches = [Fetch(f"blobs/{p.name}", tmp_path / "dl" / p.name, sha256_file(p),
+                     p.stat().st_size) for p in srcs]
+    s3_server.guard.log.reset()
+    bulk.get_files(st, fetches)
+    ops = s3_server.guard.log.operations
+    # one GET per small file; the large one by the store client (a HEAD, then one GET: it is
+    # under the ranged threshold)
+    assert ops["GetObject"] == 31 and ops["HeadObject"] == 1, ops
+    for p in srcs:
+        assert (tmp_path / "dl" / p.name).read_bytes() == p.read_bytes()
+    s3_server.guard.log.reset()
+    bulk.get_files(st, [Fetch(f.rel, tmp_path / "again" / f.dest.name, f.sha256, f.size)
+                        for f in fetches])
+    assert s3_server.guard.log.operations["GetObject"] == 0  # all from the cache
+
+    # the store's bytes are not the manifest's / more than it records: refused, nothing placed
+    st.client.put_object(Bucket=st.bucket, Key=st.key("blobs/s5"), Body=b"x" * 2005,
+                         Metadata={"sha256": sha256_file(srcs[5])})
+    with pytest.raises(errors.HashMismatchError, match="s5"):
+        bulk.get_files(st, [Fetch("blobs/s5", tmp_path / "bad" / "s5", sha256_file(srcs[5]),
+                                  2005)], use_cache=False)
+    assert not (tmp_path / "bad" / "s5").exists()
+    with pytest.raises(errors.IntegrityError, match="more than the 100"):
+        bulk.get_files(st, [Fetch("blobs/s6", tmp_path / "bad" / "s6", sha256_file(srcs[6]),
+                                  100)], use_cache=False)
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").iterdir())
