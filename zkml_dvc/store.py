@@ -26,13 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import cache, env
-from .errors import (
-    ConfigError,
-    HashMismatchError,
-    IntegrityError,
-    NotFoundError,
-    StoreError,
-)
+from .errors import ConfigError, HashMismatchError, IntegrityError, NotFoundError, StoreError
 from .fsutil import atomic_path, sha256_bytes, sha256_file
 from .o3names import check_key, parse_url
 from .progress import transfer_bar
