@@ -11,8 +11,8 @@ The client is made from the store client's own resolved settings (endpoint, regi
 as boto3 resolves them: the store's configured keys, else the environment's when no profile is
 named, else boto3's chain; CA bundle), with path-style addressing and no checksum headers (O3
 rejects them); no boto3 client is made for it. Only GetObject, HeadObject, PutObject and
-ListObjectsV2 are used. Every download is hashed here and checked by the caller's expected digest before it is
-renamed into place, read-only; nothing partial is left.
+ListObjectsV2 are used. Every download is hashed here and checked by the caller's expected digest
+before it is renamed into place; nothing partial is left.
 """
 
 from __future__ import annotations
@@ -189,8 +189,8 @@ class Fetch:
 
 
 def _run(coros: Sequence[Any]) -> list[Any]:
-    """Run ``coros`` (made for one event loop) with CONCURRENCY requests in flight; per item, its
-    result or the exception it raised."""
+    """Run ``coros`` (each holding a shared semaphore while its requests are in flight) in one
+    event loop; per item, its result or the exception it raised."""
     async def all_() -> list[Any]:
         return list(await asyncio.gather(*coros, return_exceptions=True))
 
