@@ -356,30 +356,37 @@ def lock_outs(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def pull(project: Project, targets: list[str], store: Store | None = None,
-         sha256_of: dict[str, str] | None = None) -> None:
+         sha256_of: dict[str, str] | None = None) -> dict[str, str]:
     """`dvc pull` of the given outputs from the o3 remote (DVC does not check them against their
     md5 names: the caller checks their sha256), as a verifier who does not trust the clone: the
     AWS config and credentials files are the user's own, whatever the remote's ``configpath`` /
     ``credentialpath`` say (DVC re-reads its config on every operation, so the files are pinned
     through the environment DVC consults first). With ``store`` (the same store root), the store
     client first fetches the objects into DVC's cache (prefetch.py; checked against ``sha256_of``,
-    {md5: sha256} from a run manifest); if all came, only DVC's checkout runs."""
+    {md5: sha256} from a run manifest); if all came, only the checkout runs. Returns {path
+    relative to the project: md5} of the files placed by copying objects downloaded here and
+    found to have their ``sha256_of[md5]``: they hold those bytes; every other restored file is
+    for the caller to check."""
     from dvc.exceptions import DvcException
 
     from .prefetch import checkout, fetch_objects, target_objects
 
+    verified: set[str] = set()
     with own_aws_files(), project.dvc() as repo, _transfer_log_quiet():
         try:
-            if store and fetch_objects(store, repo, target_objects(repo, targets), sha256_of):
-                checkout(repo, targets)
-            else:
-                _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
+            if store and fetch_objects(store, repo, target_objects(repo, targets), sha256_of,
+                                       verified):
+                copied = checkout(repo, targets)
+                return {Path(os.path.relpath(path, repo.root_dir)).as_posix(): md5
+                        for path, md5 in copied.items() if md5 in verified}
+            _retry_transfers(lambda: repo.pull(targets=targets, remote=REMOTE_NAME))
         except DvcException as exc:
             raise StoreError(
                 f"dvc pull from remote '{REMOTE_NAME}' failed: {_dvc_reason(exc)}",
                 "Check that the run was pushed (`zkml-dvc push RUN_ID` on the producing machine) "
                 "and that the endpoint and credentials are right.",
             ) from exc
+    return {}
 
 
 def drop_cache_object(project: Project, md5: str) -> None:

@@ -73,34 +73,37 @@ def target_objects(repo: Any, targets: list[str]) -> dict[str, int | None]:
     return {out.hash_info.value: out.meta.size for out in _target_outs(repo, targets)}
 
 
-def checkout(repo: Any, targets: list[str]) -> None:
+def checkout(repo: Any, targets: list[str]) -> dict[str, str]:
     """DVC's checkout of ``targets`` in the open DVC ``repo``, with the outputs it would copy
-    whole out of the cache placed first (``place_outputs``). When every target selects an
+    whole out of the cache placed first (``place_outputs``; returned: {path: md5} of each file
+    copied so, byte for byte from its cache object). When every target selects an
     output and every selected output was placed, each is recorded as DVC's checkout records what
     it adds (its link in DVC's state: `dvc checkout` without targets then removes it once it is
     no output any more) and DVC's checkout is not run: it would find the workspace as it wants
     it and change nothing, after building its index of the whole repository (the graph of every
     stage) to say so."""
+    copied: dict[str, str] = {}
     if list(repo.cache.local.cache_types or ()) in (["reflink", "copy"], ["copy"]):
         from dvc.repo import lock_repo
 
         with lock_repo(repo):  # as DVC's own checkout holds it
             outs = _target_outs(repo, targets)
             paths = [os.path.relpath(out.fs_path, repo.root_dir) for out in outs]
-            placed = place_outputs(repo, outs)
+            placed = place_outputs(repo, outs, copied)
             if targets and placed == len(outs) and all(
                     any(_selects(t, path) for path in paths) for t in targets):
                 for out in outs:
                     repo.state.save_link(out.fs_path, repo.fs)
-                return
+                return copied
     repo.checkout(targets=targets)
+    return copied
 
 
-def place_outputs(repo: Any, outs: list[Any]) -> int:
+def place_outputs(repo: Any, outs: list[Any], copied: dict[str, str] | None = None) -> int:
     """Copy each output of ``outs`` that is wholly absent from the workspace out of DVC's cache
-    (all its files must be there), and record each file's md5 in DVC's state database. Returns
-    how many outputs were placed; one that cannot be (or whose directory resolves outside the
-    repository through a symlink) is left to DVC's checkout."""
+    (all its files must be there), and record each file's md5 in DVC's state database (and in
+    ``copied``, {path: md5}). Returns how many outputs were placed; one that cannot be (or whose
+    directory resolves outside the repository through a symlink) is left to DVC's checkout."""
     import json
 
     from dvc_data.hashfile.hash_info import HashInfo
@@ -141,6 +144,8 @@ def place_outputs(repo: Any, outs: list[Any]) -> int:
                 continue  # DVC's checkout places it
             repo.state.save_many([(str(dest.joinpath(*parts)), HashInfo(out.hash_name, m), None)
                                   for parts, m in files], repo.fs)
+            if copied is not None:
+                copied.update((str(dest.joinpath(*parts)), m) for parts, m in files)
             placed += 1
     return placed
 
@@ -180,12 +185,14 @@ def _copy(src: str, dest: Path, umask: int) -> None:
 
 
 def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
-                  sha256_of: dict[str, str] | None = None) -> bool:
+                  sha256_of: dict[str, str] | None = None,
+                  verified: set[str] | None = None) -> bool:
     """Download each object of ``wanted`` ({md5: size or None}) that DVC's cache (of the open
     DVC ``repo``) lacks into it, checked against ``sha256_of[md5]`` (a run manifest's) where given,
     else against its md5; a ``.dir`` listing brings the files it lists. Returns True when every
     object is then in the cache; a failure or a mismatch skips that object (DVC fetches it as
-    usual, and the caller's sha256 check of the checked-out file follows)."""
+    usual, and the caller's sha256 check of the checked-out file follows). The md5s of the
+    objects downloaded here and found to have their ``sha256_of`` are added to ``verified``."""
     import json
 
     def path_of(md5: str) -> Path:
@@ -217,10 +224,12 @@ def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
              if m not in large]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zkml-fetch") as pool:
         smalls = pool.submit(get_many, store, small)  # beside the large ones' ranged GETs
-        got = [_fetch_one(store, path_of(m), m, s, sha.get(m)) for m, s in large.items()]
+        got = {m: _fetch_one(store, path_of(m), m, s, sha.get(m)) for m, s in large.items()}
         with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own pull follows)
-            got += smalls.result()
-    return all(got) and len(got) == len(missing)
+            got.update(zip((m for m in missing if m not in large), smalls.result(), strict=True))
+    if verified is not None:
+        verified.update(m for m, ok in got.items() if ok and m in sha)
+    return all(got.values()) and len(got) == len(missing)
 
 
 def _check(md5: str, sha256: str | None) -> tuple[str, str]:

@@ -53,13 +53,24 @@ def sha256_by_md5(manifest: Manifest) -> dict[str, str]:
     return {a.md5: a.sha256 for a in manifest.artifacts if a.md5}
 
 
+def checked_by_pull(manifest: Manifest, path: str, known: dict[str, str]) -> bool:
+    """Whether the file at ``path`` already holds the manifest's bytes for it: ``pipeline.pull``
+    placed it (``known``, {path: md5}) from the object the manifest names for that path, and
+    found that object to have the sha256 the manifest records for the path."""
+    a = manifest.artifact(Path(path))
+    return a.md5 is not None and known.get(path) == a.md5 \
+        and sha256_by_md5(manifest).get(a.md5) == a.sha256
+
+
 def restore(project: Project, manifest: Manifest, targets: list[str],
             store: Store | None = None) -> None:
     """`dvc pull` of ``targets`` (files or directories), then every restored file of the run
-    checked against the manifest's sha256."""
-    pipeline.pull(project, targets, store, sha256_by_md5(manifest))
+    checked against the manifest's sha256 (but those copied from objects the pull itself
+    downloaded and checked against it: ``pipeline.pull``)."""
+    known = pipeline.pull(project, targets, store, sha256_by_md5(manifest))
     for a in manifest.artifacts:
-        if a.md5 and any(a.path == t or a.path.startswith(t.rstrip("/") + "/") for t in targets):
+        if a.md5 and not checked_by_pull(manifest, a.path, known) and any(
+                a.path == t or a.path.startswith(t.rstrip("/") + "/") for t in targets):
             check_local(project, manifest, Path(a.path))
 
 
@@ -88,9 +99,10 @@ def pull(project: Project, run_id: str, target: PullTarget = "verify") -> PullRe
     else:
         wanted = shape.prove_targets(manifest) if target == "prove" else \
             [Path(a.path) for a in manifest.artifacts if a.md5]
-        pipeline.pull(project, [str(p) for p in wanted], store, sha256_by_md5(manifest))
+        known = pipeline.pull(project, [str(p) for p in wanted], store, sha256_by_md5(manifest))
         for p in wanted:
-            check_local(project, manifest, p)
+            if not checked_by_pull(manifest, p.as_posix(), known):
+                check_local(project, manifest, p)
             restored.append(str(p))
     srs_mod.fetch(store, manifest.srs)
     return PullResult(restored, warnings)

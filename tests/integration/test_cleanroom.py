@@ -270,6 +270,30 @@ def test_pull_for_prove_refuses_an_object_tampered_in_the_store(tampered: str, p
     assert not list(cached.parent.glob("*.incomplete"))
 
 
+def test_pull_for_prove_checks_what_was_already_in_dvcs_cache(produced: Produced,
+                                                              s3_server: S3Server,
+                                                              tmp_path: Path):
+    """Only files copied from objects this pull downloaded and checked against the manifest go
+    unread after the checkout: a pk object already in the clone's DVC cache (say, from a plain
+    `dvc pull`, which does not check it) with other bytes is checked after it is placed, refused
+    (exit 4, the file named), and dropped from the cache."""
+    env = machine_env(tmp_path, s3_server)
+    repo = clone(produced.root, tmp_path / "clone")
+    _, m = load_manifest(repo, "r1")
+    art = m.artifact(LAY.pk)
+    assert art.md5
+    cached = repo / ".dvc" / "cache" / "files" / "md5" / art.md5[:2] / art.md5[2:]
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(os.urandom(art.size))
+    res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)
+    assert res.returncode == 4, (res.returncode, res.stderr)
+    assert str(LAY.pk) in res.stderr.strip().splitlines()[-1] and "Traceback" not in res.stderr
+    assert not (repo / LAY.pk).exists() and not cached.exists()
+    res = cli("pull", "r1", "--for", "prove", cwd=repo, env=env)  # fetched and checked now
+    assert res.returncode == 0, res.stderr
+    assert sha256_file(repo / LAY.pk) == art.sha256
+
+
 def test_pull_never_writes_through_a_symlink_out_of_the_workspace(produced: Produced,
                                                                  s3_server: S3Server,
                                                                  tmp_path: Path):

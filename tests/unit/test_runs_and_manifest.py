@@ -103,3 +103,22 @@ def test_dvc_yaml_matches_layout_and_template():
             untracked = isinstance(d, dict) and d[path].get("cache") is False
             assert untracked == git_tracked(Path(path)), path
         assert stages[stage]["do"]["cmd"] == f"zkml-dvc stage {stage} --model ${{key}}"
+
+
+def test_a_pulled_file_skips_its_check_only_when_its_object_is_the_manifests_for_it():
+    """pull.checked_by_pull: a file placed from an object the pull downloaded and found to have
+    the manifest's sha256 is not read again, but only if the clone's dvc.lock named the object
+    the manifest names for that path, and the manifest gives that object that path's sha256."""
+    from zkml_dvc.pull import checked_by_pull
+
+    pk = _entry("k/pk.key", "a").model_copy(update={"md5": "1" * 32})
+    vk = _entry("k/vk.key", "b").model_copy(update={"md5": "2" * 32})
+    twin = _entry("k/twin.key", "c").model_copy(update={"md5": "2" * 32})  # vk's md5, other sha
+    m = _manifest([pk, vk])
+    assert checked_by_pull(m, "k/pk.key", {"k/pk.key": "1" * 32})
+    assert not checked_by_pull(m, "k/pk.key", {})  # not placed from a checked download
+    assert not checked_by_pull(m, "k/pk.key", {"k/pk.key": "2" * 32})  # dvc.lock named another
+    # the object was checked against the sha256 the manifest gives its md5 last: vk's is c's now
+    m = _manifest([pk, vk, twin])
+    assert not checked_by_pull(m, "k/vk.key", {"k/vk.key": "2" * 32})
+    assert checked_by_pull(m, "k/twin.key", {"k/twin.key": "2" * 32})
