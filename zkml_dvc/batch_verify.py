@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from . import cleanroom, ezkl_adapter, trust
+from . import bulk, cleanroom, ezkl_adapter, trust
 from .batch import BatchManifest, check_batch_id, parse_batch
 from .errors import InputError, IntegrityError, NotFoundError, UnauthenticatedError, ZkmlError
 from .fsutil import atomic_write_json, sha256_bytes
@@ -185,6 +185,18 @@ def _verify_items(store: Store, manifest: Manifest, keys: dict[str, Path], prefi
                              use_cache=False, max_size=manifest.srs.size)
         checks.append(Check(name="sha256 srs", ok=True, detail=manifest.srs.sha256[:16]))
         fetched: list[tuple[int, Path, Path]] = []
+        proved = [e for e in batch.entries if e.status == "proved" and e.proof_sha256 is not None]
+        wanted = {(e.input_sha256, kind): bulk.Fetch(
+            f"{prefix}/{kind}s/{e.input_sha256}.json", files / f"{e.input_sha256}.{kind}.json",
+            sha, size) for e in proved for kind, sha, size in (
+                ("input", e.input_sha256, e.input_size), ("proof", e.proof_sha256 or "", e.proof_size))}
+        order = list(wanted.values())
+        in_place = {order[i].dest for i in bulk.get_small(store, order, use_cache=False)}
+
+        def get(f: bulk.Fetch) -> Path:  # what get_small could not place: the store client's error
+            return f.dest if f.dest in in_place else store.get_file(
+                f.rel, f.dest, f.sha256, use_cache=False, max_size=f.size)
+
         for e in batch.entries:
             item = BatchItemReport(input_name=e.input_name, input_sha256=e.input_sha256,
                                    status="not-proved", detail=f"no proof: {e.error}")
@@ -192,12 +204,8 @@ def _verify_items(store: Store, manifest: Manifest, keys: dict[str, Path], prefi
             if e.status != "proved" or e.proof_sha256 is None:
                 continue
             try:
-                inp = store.get_file(f"{prefix}/inputs/{e.input_sha256}.json",
-                                     files / f"{e.input_sha256}.input.json", e.input_sha256,
-                                     use_cache=False, max_size=e.input_size)
-                proof = store.get_file(f"{prefix}/proofs/{e.input_sha256}.json",
-                                       files / f"{e.input_sha256}.proof.json", e.proof_sha256,
-                                       use_cache=False, max_size=e.proof_size)
+                inp = get(wanted[(e.input_sha256, "input")])
+                proof = get(wanted[(e.input_sha256, "proof")])
             except (IntegrityError, NotFoundError) as exc:
                 item.status, item.detail = "integrity-failure", exc.message
                 continue

@@ -185,7 +185,7 @@ class Fetch:
     rel: str
     dest: Path
     sha256: str  # what the bytes must hash to (a manifest's)
-    size: int  # what the manifest records: a larger object is refused
+    size: int | None  # what the manifest records (a larger object is refused); None: unknown
 
 
 def _run(coros: Sequence[Any]) -> list[Any]:
@@ -261,13 +261,27 @@ def put_files(store: Store, puts: Sequence[Put], skip_present: bool = True) -> l
 def get_files(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) -> list[Path]:
     """Download each of ``fetches`` as ``Store.get_file`` does (from the local cache when it holds
     the bytes, checked by sha256 before anything is placed, through the cache unless
-    ``use_cache`` is off): those under 8 MiB by obstore side by side, one GET each, refused
-    before a byte is read if larger than the size given; the larger ones, and any that failed
-    or did not match here, then one by one by ``Store.get_file`` (its ranged GETs, its retries
-    after a recent write, and its errors). Returns the destinations."""
+    ``use_cache`` is off): those under 8 MiB side by side (``get_small``); the larger ones, and
+    any that failed or did not match there, then one by one by ``Store.get_file`` (its ranged
+    GETs, its retries after a recent write, and its errors: the first is raised). Returns the
+    destinations."""
+    done = get_small(store, fetches, use_cache)
+    for i, f in enumerate(fetches):
+        if i not in done:
+            store.get_file(f.rel, f.dest, f.sha256, use_cache=use_cache, max_size=f.size)
+    return [f.dest for f in fetches]
+
+
+def get_small(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) -> set[int]:
+    """Of ``fetches``, those under 8 MiB by obstore side by side, as ``Store.get_file`` would place
+    them (from the local cache when it holds the bytes; else one GET each, refused before a byte
+    is read if larger than the size given, checked by sha256, written to a temp name and
+    renamed; through the cache unless ``use_cache`` is off). Returns the indices of those now at
+    their destination; for the others (larger, failed, or not the bytes wanted), nothing was
+    placed: the caller gets them by ``Store.get_file``, which says what is wrong."""
     import obstore
 
-    small = [i for i, f in enumerate(fetches) if f.size < ONE_BY_ONE]
+    small = [i for i, f in enumerate(fetches) if f.size is not None and f.size < ONE_BY_ONE]
     s3: Any = client(store) if small else None
     gate = asyncio.Semaphore(CONCURRENCY)
     if small and use_cache:
@@ -280,7 +294,7 @@ def get_files(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) ->
             return True
         async with gate:
             got = await obstore.get_async(s3, store.key(f.rel))
-            if got.meta["size"] > f.size:
+            if got.meta["size"] > (f.size or 0):
                 return False  # Store.get_file refuses it, with its error
             data = bytes(await got.bytes_async())
         if hashlib.sha256(data).hexdigest() != f.sha256:
@@ -294,12 +308,8 @@ def get_files(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) ->
         store.stats.downloaded_bytes += len(data)
         return True
 
-    done = {i for i, answer in zip(small, _run([one(fetches[i]) for i in small]) if small else [],
-                                    strict=True) if answer is True}
-    for i, f in enumerate(fetches):
-        if i not in done:
-            store.get_file(f.rel, f.dest, f.sha256, use_cache=use_cache, max_size=f.size)
-    return [f.dest for f in fetches]
+    return {i for i, answer in zip(small, _run([one(fetches[i]) for i in small]) if small else [],
+                                   strict=True) if answer is True}
 
 
 def each(calls: Sequence[tuple[int, Callable[[], T]]]) -> list[T]:

@@ -34,7 +34,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from . import cleanroom, ezkl_adapter, runs, trust
+from . import bulk, cleanroom, ezkl_adapter, runs, trust
 from .errors import (
     InputError,
     IntegrityError,
@@ -214,17 +214,20 @@ def verify(
         try:
             prefix = run_index_prefix(manifest.project, run_id)
             local: dict[str, Path] = {}
-            for name, path in kit.items():
-                entry = manifest.artifact(path)
-                dest = confined(files, name)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                local[name] = store.get_file(f"{prefix}/{name}", dest, entry.sha256,
-                                             use_cache=False, max_size=entry.size)
-                hashes[name] = entry.sha256
-                checks.append(Check(name=f"sha256 {name}", ok=True, detail=entry.sha256[:16]))
-            srs_file = store.get_file(srs_key(manifest.srs.sha256), files / "kzg.srs",
-                                      manifest.srs.sha256, use_cache=False,
-                                      max_size=manifest.srs.size)
+            fetches = [bulk.Fetch(f"{prefix}/{name}", confined(files, name),
+                                  manifest.artifact(path).sha256, manifest.artifact(path).size)
+                       for name, path in kit.items()]
+            fetches.append(bulk.Fetch(srs_key(manifest.srs.sha256), files / "kzg.srs",
+                                      manifest.srs.sha256, manifest.srs.size))
+            done = bulk.get_small(store, fetches, use_cache=False)  # the rest, in order, below
+            for i, (name, f) in enumerate(zip(kit, fetches, strict=False)):
+                local[name] = f.dest if i in done else store.get_file(
+                    f.rel, f.dest, f.sha256, use_cache=False, max_size=f.size)
+                hashes[name] = f.sha256
+                checks.append(Check(name=f"sha256 {name}", ok=True, detail=f.sha256[:16]))
+            srs_file = fetches[-1].dest if len(fetches) - 1 in done else store.get_file(
+                fetches[-1].rel, fetches[-1].dest, manifest.srs.sha256, use_cache=False,
+                max_size=manifest.srs.size)
             hashes["srs"] = manifest.srs.sha256
             checks.append(Check(name="sha256 srs", ok=True, detail=manifest.srs.sha256[:16]))
 

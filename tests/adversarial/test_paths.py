@@ -49,4 +49,6 @@ def test_an_object_larger_than_its_manifest_says_is_not_downloaded(
     assert res.returncode == 4, (res.stdout, res.stderr)
     assert "more than the" in res.stdout and "its manifest records" in res.stdout
     report = json.loads((tmp_path / "verifier" / "verify-r1.json").read_text())
-    assert report["bytes_downloaded"] < len(vk) + 1024 * 1024
+    # the kit's other files and the SRS come side by side with it (each checked); the padded vk
+    # is refused from its answer's size, before its body is read
+    assert report["bytes_downloaded"] < 8 * 1024 * 1024
