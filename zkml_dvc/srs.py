@@ -16,6 +16,7 @@ receive it: this module never looks for a project on its own.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -161,13 +162,16 @@ def put(store: Store, pointer: SrsPointer) -> bool:
     )
 
 
-def path_for(pointer: SrsPointer, store: Store | None = None) -> Path:
+def path_for(pointer: SrsPointer, store: Store | Callable[[], Store | None] | None = None) -> Path:
     """The cached file for a pinned SRS (re-hashed: a blob changed in place is not used), fetched
-    from ``store`` if this machine lacks it."""
+    from ``store`` (or the store the callable returns, asked only then) if this machine lacks
+    it."""
     blob = blob_path(pointer.sha256)
     if cache.verified_blob(pointer.sha256) is not None:
         return blob
     blob.unlink(missing_ok=True)  # changed behind our back: never used, fetched again
+    if callable(store):
+        store = store()
     if store is not None:
         fetch(store, pointer)
         if blob.exists():

@@ -113,7 +113,8 @@ def load_pointer(path: Path) -> srs_mod.SrsPointer:
 
 def srs_file(project: Project, lay: ModelLayout) -> Path:
     """The pinned SRS of a model (fetched from the project's store if this machine lacks it)."""
-    return srs_mod.path_for(load_pointer(lay.srs_pointer), project.store)
+    # the project's store is looked up (DVC's config read) only if the SRS is not here
+    return srs_mod.path_for(load_pointer(lay.srs_pointer), lambda: project.store)
 
 
 def pin_srs(project: Project, lay: ModelLayout, logrows: int) -> srs_mod.SrsPointer:

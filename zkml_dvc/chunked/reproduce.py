@@ -93,7 +93,7 @@ def _prove_on_ray(project: Project, model: str, chunks: list[int], store: Store 
             srs_mod.put(store, pointer)
         store_ref = StoreRef(url=store.cfg.url, endpoint=store.cfg.endpoint, region=store.cfg.region)
     md5s = {k: v.get("md5") for k, v in pipeline.lock_outs(root).items()}
-    srs_path = srs_mod.path_for(pointer, project.store)
+    srs_path = srs_mod.path_for(pointer, lambda: project.store)
     srs_ref = FileRef(name="kzg.srs", sha256=pointer.sha256, size=srs_path.stat().st_size,
                       local_path=str(srs_path), store_key=srs_key(pointer.sha256))
     tasks = []
