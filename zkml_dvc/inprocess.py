@@ -10,6 +10,12 @@ The stages that build proving structures keep their own process: keygen, proving
 prover (setup, prove, mock, chunk_setup, chunk_prove). Their memory then leaves with their
 process instead of staying with this one while the next stage runs, and their records report
 their own process's peak memory (the estimate fits to it). A light stage's record has no peak.
+That process is not started afresh, though: it is forked from a server process (Python's
+``forkserver``, started when the first stage command of the run comes, so that it starts beside
+DVC's work) that has already imported the stage code and ezkl, and it runs the same `zkml-dvc
+stage` command line there, in the directory and with the environment DVC gives the command, with
+DVC ignoring Ctrl-C meanwhile as it does for its own process: what a new process would spend on
+starting the interpreter and those imports is spent once per run instead of once per stage.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ if TYPE_CHECKING:
 LIGHT_STAGES = frozenset({"settings", "calibrate", "compile", "srs", "witness", "verify", "evm",
                           "metrics", "chunk_plan", "chunk_compile", "chunk_witness",
                           "chunk_verify"})
+HEAVY_STAGES = frozenset({"setup", "prove", "mock", "chunk_setup", "chunk_prove"})
+# what the forked stage processes would import first (the server imports them once)
+_PRELOAD = ["zkml_dvc.cli.base", "zkml_dvc.cli.pipeline", "zkml_dvc.stages", "zkml_dvc.estimate",
+            "ezkl"]
 
 
 def parse_stage_command(cmd: Any) -> tuple[str, str, int | None] | None:
@@ -59,10 +69,13 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
     import dvc.stage.run as dvc_run
     from dvc.stage.exceptions import StageCmdFailedError
 
-    original = dvc_run.cmd_run
+    original, original_run = dvc_run.cmd_run, dvc_run._run
+    forks = _Forks()
 
     def cmd_run(stage: Any, dry: bool = False, run_env: Any = None) -> None:
         parsed = parse_stage_command(stage.cmd)
+        if not dry and parsed is not None:
+            forks.start()
         if dry or parsed is None or parsed[0] not in LIGHT_STAGES:
             original(stage, dry=dry, run_env=run_env)
             return
@@ -73,11 +86,76 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
             on_error(exc)
             raise StageCmdFailedError(stage.cmd, exit_code_for(exc)) from None
 
-    dvc_run.cmd_run = cmd_run
+    def run_command(executable: Any, cmd: Any, **kwargs: Any) -> None:
+        parsed = parse_stage_command(cmd)
+        if parsed is None or parsed[0] not in HEAVY_STAGES or not forks.started:
+            original_run(executable, cmd, **kwargs)
+            return
+        code = forks.run(shlex.split(cmd)[1:], dict(kwargs["env"]), str(kwargs["cwd"]))
+        if code != 0:
+            raise StageCmdFailedError(cmd, code)
+
+    dvc_run.cmd_run, dvc_run._run = cmd_run, run_command
     try:
         yield
     finally:
-        dvc_run.cmd_run = original
+        dvc_run.cmd_run, dvc_run._run = original, original_run
+
+
+class _Forks:
+    """Stage processes forked from a server that has imported the stage code and ezkl."""
+
+    def __init__(self) -> None:
+        self._context: Any = None
+        self._failed = False
+
+    @property
+    def started(self) -> bool:
+        return self._context is not None
+
+    def start(self) -> None:
+        """Start the server (it imports in its own process: this one goes on at once)."""
+        if self._context is None and not self._failed:
+            import multiprocessing
+            from multiprocessing import forkserver
+
+            try:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(_PRELOAD)
+                forkserver.ensure_running()
+            except (ValueError, OSError):  # no fork here: each stage starts its own process
+                self._failed = True
+                return
+            self._context = context
+
+    def run(self, argv: list[str], environ: dict[str, str], cwd: str) -> int:
+        """``zkml-dvc ARGV...`` in a forked process; its exit code (negative: the signal that
+        ended it), as the command's own process would end."""
+        import signal
+        import threading
+
+        process = self._context.Process(target=_stage_process, args=(argv, environ, cwd),
+                                        name="zkml-dvc stage")
+        process.start()
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            process.join()
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+        return int(process.exitcode if process.exitcode is not None else 1)
+
+
+def _stage_process(argv: list[str], environ: dict[str, str], cwd: str) -> None:
+    """The body of a forked stage process: the command line, as its own process would run it."""
+    from .cli.base import main
+
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.argv = ["zkml-dvc", *argv]
+    main.main(args=argv, prog_name="zkml-dvc")  # ends in SystemExit, with the exit code
 
 
 def _run_here(project: Project, name: str, model: str, chunk: int | None) -> None:

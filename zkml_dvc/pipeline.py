@@ -88,21 +88,6 @@ def _transfer_log_quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-@contextlib.contextmanager
-def _stages_quiet() -> Iterator[None]:
-    """Tell the stage commands DVC spawns (they inherit our environment) to record a failure for
-    us to report once, naming the stage, instead of printing it too; restored afterwards."""
-    old = os.environ.get(env.STAGE_QUIET)
-    os.environ[env.STAGE_QUIET] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(env.STAGE_QUIET, None)
-        else:
-            os.environ[env.STAGE_QUIET] = old
-
-
 def open_repo(root: Path) -> Any:
     """The DVC repo at ``root`` (the caller closes it; ``Project.dvc()`` holds one per command)."""
     from dvc.exceptions import NotDvcRepoError
@@ -239,7 +224,9 @@ def repro_targets(project: Project, targets: list[str], force: str | None = None
     last_error = project.root / LAST_ERROR
     last_error.unlink(missing_ok=True)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_stages_quiet())
+        # the stage commands DVC runs (they inherit this environment) record a failure for us
+        # to report once, naming the stage, instead of printing it too
+        stack.enter_context(env.scoped(env.STAGE_QUIET, "1"))
         repo = stack.enter_context(project.dvc())
         kwargs: dict[str, Any] = {}
         if sync is not None:
@@ -363,10 +350,9 @@ def pull(project: Project, targets: list[str], store: Store | None = None,
     ``credentialpath`` say (DVC re-reads its config on every operation, so the files are pinned
     through the environment DVC consults first). With ``store`` (the same store root), the store
     client first fetches the objects into DVC's cache (prefetch.py; checked against ``sha256_of``,
-    {md5: sha256} from a run manifest); if all came, only the checkout runs. Returns {path
-    relative to the project: md5} of the files placed by copying objects downloaded here and
-    found to have their ``sha256_of[md5]``: they hold those bytes; every other restored file is
-    for the caller to check."""
+    {md5: sha256} from a run manifest); if all came, only the checkout runs. Returns {path: md5}
+    (paths relative to the project) of the files copied from objects downloaded here and found to
+    have ``sha256_of[md5]``; every other restored file is for the caller to check."""
     from dvc.exceptions import DvcException
 
     from .prefetch import checkout, fetch_objects, target_objects

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zkml_dvc.inprocess import LIGHT_STAGES, parse_stage_command
+from zkml_dvc.inprocess import HEAVY_STAGES, LIGHT_STAGES, parse_stage_command
 from zkml_dvc.layout import CHUNK_MODEL_STAGES, CHUNK_STAGES, STAGES
 
 
@@ -24,4 +24,5 @@ def test_anything_else_is_left_to_dvc() -> None:
 def test_heavy_stages_keep_their_own_process() -> None:
     known = set(STAGES) | set(CHUNK_MODEL_STAGES) | set(CHUNK_STAGES)
     assert known >= LIGHT_STAGES
-    assert known - LIGHT_STAGES == {"setup", "prove", "mock", "chunk_setup", "chunk_prove"}
+    assert known - LIGHT_STAGES == {"setup", "prove", "mock", "chunk_setup", "chunk_prove"} \
+        == HEAVY_STAGES  # forked from the run's stage server, each its own process
