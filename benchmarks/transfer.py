@@ -13,7 +13,9 @@ proving key; default 1 GiB) and many small ones (default 500 of 64 KiB). Clients
     object moved by zkml-dvc's own client into or from DVC's cache (prefetch.py: parallel ranged
     GETs and multipart for large ones, obstore for small ones), then after a pull the outputs
     placed out of the cache (copy_file_range) and DVC's checkout
-Prints MB/s and each path's ratio to s5cmd. Goal: >= 0.9x both ways for zkml-dvc's paths.
+Each transfer starts with nothing dirty in the page cache (``sync``), so none pays for writing
+back the previous one's files. Prints MB/s and each path's ratio to s5cmd. Goal: >= 0.9x both
+ways for zkml-dvc's paths.
 Run: .venv/bin/python benchmarks/transfer.py [--mb 1024] [--small 500] [--small-kb 64]
 """
 
@@ -24,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,6 +75,13 @@ def _dvc_project(tmp: Path, name: str, env: dict[str, str], url: str, endpoint: 
     return proj
 
 
+def settled(fn: Callable[[], object]) -> float:
+    """Seconds ``fn`` takes, from a page cache with nothing dirty (``sync`` first): no transfer
+    pays for writing back what the one before it (or the server) wrote."""
+    os.sync()
+    return timed(fn)
+
+
 def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], label: str,
             src: Path, s5: str) -> dict[str, tuple[float, float]]:
     """(push seconds, pull seconds) of ``src`` (a file, or a directory of files) per client."""
@@ -100,10 +110,10 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(8) as pool:
-        up = timed(lambda: list(pool.map(lambda f: c.upload_file(
+        up = settled(lambda: list(pool.map(lambda f: c.upload_file(
             str(f), bucket, f"{label}/boto3/{rel(f)}", Config=tuned), files)))
         d = fresh("boto3")
-        down = timed(lambda: list(pool.map(lambda f: c.download_file(
+        down = settled(lambda: list(pool.map(lambda f: c.download_file(
             bucket, f"{label}/boto3/{rel(f)}", str(d / rel(f).replace("/", "_")), Config=tuned),
             files)))
     results["boto3 tuned (8 threads)"] = (up, down)
@@ -115,9 +125,9 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     os.environ.update({"AWS_ACCESS_KEY_ID": creds["access_key_id"],
                        "AWS_SECRET_ACCESS_KEY": creds["secret_access_key"],
                        "AWS_CA_BUNDLE": env.get("AWS_CA_BUNDLE", "")})
-    up = timed(lambda: artifacts.push(Files(payload=files), ref, endpoint=endpoint))
+    up = settled(lambda: artifacts.push(Files(payload=files), ref, endpoint=endpoint))
     d = fresh("zk")
-    down = timed(lambda: artifacts.pull(Files, ref, dest=d, endpoint=endpoint))
+    down = settled(lambda: artifacts.pull(Files, ref, dest=d, endpoint=endpoint))
     results["zkml-dvc bundles (Python API)"] = (up, down)
 
     denv = {**env, "AWS_ACCESS_KEY_ID": creds["access_key_id"],
@@ -129,10 +139,10 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     else:
         shutil.copyfile(src, target)
     run([str(BIN / "dvc"), "add", "-q", src.name], proj, denv)
-    up = timed(lambda: run([str(BIN / "dvc"), "push", "-q"], proj, denv))
+    up = settled(lambda: run([str(BIN / "dvc"), "push", "-q"], proj, denv))
     shutil.rmtree(proj / ".dvc" / "cache")
     shutil.rmtree(target) if target.is_dir() else target.unlink()
-    down = timed(lambda: run([str(BIN / "dvc"), "pull", "-q"], proj, denv))
+    down = settled(lambda: run([str(BIN / "dvc"), "pull", "-q"], proj, denv))
     results["DVC push/pull"] = (up, down)
 
     # zkml-dvc's DVC path: objects moved by its own client (prefetch.py), then DVC
@@ -146,10 +156,10 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
     from zkml_dvc.fsutil import sha256_file
 
     sha = "-" if src.is_dir() else sha256_file(src)  # a run's manifest has each file's sha256
-    up = timed(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint, sha], zk, denv))
+    up = settled(lambda: run([sys.executable, "-c", ZK_DVC, "push", root, endpoint, sha], zk, denv))
     shutil.rmtree(zk / ".dvc" / "cache")
     shutil.rmtree(zk / src.name) if src.is_dir() else (zk / src.name).unlink()
-    down = timed(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint, sha], zk,
+    down = settled(lambda: run([sys.executable, "-c", ZK_DVC, "pull", root, endpoint, sha], zk,
                              denv))
     results["zkml-dvc's DVC path"] = (up, down)
     shutil.rmtree(zk)
@@ -163,11 +173,11 @@ def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], l
         subprocess.run([*base, *a], env=s5env, check=True, capture_output=True)
 
     if src.is_dir():
-        up = timed(lambda: s5run("cp", f"{src}/*", f"s3://{bucket}/{label}/s5/"))
-        down = timed(lambda: s5run("cp", f"s3://{bucket}/{label}/s5/*", f"{fresh('s5')}/"))
+        up = settled(lambda: s5run("cp", f"{src}/*", f"s3://{bucket}/{label}/s5/"))
+        down = settled(lambda: s5run("cp", f"s3://{bucket}/{label}/s5/*", f"{fresh('s5')}/"))
     else:
-        up = timed(lambda: s5run("cp", str(src), f"s3://{bucket}/{label}/s5/{src.name}"))
-        down = timed(lambda: s5run("cp", f"s3://{bucket}/{label}/s5/{src.name}",
+        up = settled(lambda: s5run("cp", str(src), f"s3://{bucket}/{label}/s5/{src.name}"))
+        down = settled(lambda: s5run("cp", f"s3://{bucket}/{label}/s5/{src.name}",
                                    str(fresh("s5") / src.name)))
     results["s5cmd"] = (up, down)
     shutil.rmtree(out)
