@@ -2,11 +2,12 @@
 logrows 17, pk ~0.55 GB), each step beside its baseline.
 
 1. run: `zkml-dvc run --no-push` (cold) vs a plain ezkl script making the same calls (settings,
-   calibrate, compile, witness, setup, prove, verify) with the same SRS; wall time and peak RSS
-   of the whole process tree: the sum over its processes of their proportional set sizes
-   (PSS: a page two processes map, such as the ezkl library's, counts once), sampled every 50 ms
-   (a stage process and the `zkml-dvc run` process that waits for it both hold memory), or the
-   largest single process's peak RSS (GNU time's %M) if that is more;
+   calibrate, compile, witness, setup, prove, verify) with the same SRS; wall time (each side run
+   alone), and, from a second run of each side, peak RSS of the whole process tree: the sum over
+   its processes of their proportional set sizes (PSS: a page two processes map, such as the
+   ezkl library's, counts once), sampled every 50 ms (a stage process and the `zkml-dvc run`
+   process that waits for it both hold memory), or the largest single process's peak RSS (GNU
+   time's %M) if that is more;
 2. push: `zkml-dvc push RUN` (DVC objects, SRS, run index) vs s5cmd uploading the same DVC
    objects;
 3. second machine: `zkml-dvc pull RUN --for prove` in a fresh clone with an empty cache vs s5cmd
@@ -23,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -74,8 +76,17 @@ def _pss(proc: Any) -> int:
     return int(proc.memory_info().rss)
 
 
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    """Wall seconds of ``cmd``, nothing else running beside it."""
+    t0 = time.perf_counter()
+    run(cmd, cwd, env)
+    return time.perf_counter() - t0
+
+
 def timed_rss(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in bytes of the process tree (see the module's docstring), stdout."""
+    """Wall seconds, peak RSS in bytes of the process tree (see the module's docstring), stdout.
+    The sampling costs CPU (the kernel walks each process's page tables for its PSS, every 50 ms),
+    more for a tree of several processes than for one: its seconds are not the command's own."""
     import threading
 
     import psutil
@@ -139,23 +150,36 @@ def main() -> dict[str, float]:
         out = run([py, "-c", "import sys; from zkml_dvc import srs; "
                    "print(srs.obtain('local', int(sys.argv[1])).sha256)", str(logrows)], tmp, env)
         srs_file = Path(env["ZKML_DVC_CACHE_DIR"]) / "blobs" / out.stdout.split()[-1]
-        t_rest, rss_rest, _ = timed_rss([py, "-c", REST, str(plain), str(onnx), str(inp),
-                                         str(srs_file)], plain, env)
+        # timed alone, then again with its memory sampled (in another directory)
+        t_rest = timed([py, "-c", REST, str(plain), str(onnx), str(inp), str(srs_file)], plain,
+                       env)
+        sampled = tmp / "plain-sampled"
+        sampled.mkdir()
+        (sampled / "settings.json").write_bytes((plain / "settings.json").read_bytes())
+        _, rss_rest, _ = timed_rss([py, "-c", REST, str(sampled), str(onnx), str(inp),
+                                    str(srs_file)], sampled, env)
         plain_s, plain_rss = t_set + t_rest, max(rss_set, rss_rest)
         pk_mb = (plain / "pk.key").stat().st_size / 1e6
         print(f"{name}: logrows {logrows}, pk {pk_mb:.0f} MB; plain ezkl {plain_s:.1f} s, "
               f"peak RSS {plain_rss / 1e6:.0f} MB", flush=True)
-        # zkml-dvc run, cold (the SRS cached as for the plain script)
-        root = tmp / "producer"
-        run([ZKML, "init", str(root), "--model", str(onnx), "--input", str(inp), "--calibration",
-             str(cal), "--name", "big", "--project", "bench"], tmp, env)
-        params = (root / "params.yaml").read_text().replace("scales: null", "scales:\n    - 7")
-        (root / "params.yaml").write_text(params)
-        run(["git", "commit", "-qam", "pin scale"], root, env)
+        # zkml-dvc run, cold (the SRS cached as for the plain script): timed alone, then in a
+        # second new project with its memory sampled
+        def producer(where: Path) -> Path:
+            run([ZKML, "init", str(where), "--model", str(onnx), "--input", str(inp),
+                 "--calibration", str(cal), "--name", "big", "--project", "bench"], tmp, env)
+            params = (where / "params.yaml").read_text().replace("scales: null", "scales:\n    - 7")
+            (where / "params.yaml").write_text(params)
+            run(["git", "commit", "-qam", "pin scale"], where, env)
+            return where
+
+        root = producer(tmp / "producer")
         run([ZKML, "store", "up", "--dir", str(tmp / "store")], root, env)
         try:
             store_env = localstore.env_exports(tmp / "store")
-            run_s, run_rss, _ = timed_rss([ZKML, "run", "--no-push", "--run-id", "big"], root, env)
+            run_s = timed([ZKML, "run", "--no-push", "--run-id", "big"], root, env)
+            twin = producer(tmp / "producer-sampled")
+            _, run_rss, _ = timed_rss([ZKML, "run", "--no-push", "--run-id", "big"], twin, env)
+            shutil.rmtree(twin)
             print(f"zkml-dvc run {run_s:.1f} s ({run_s / plain_s:.3f}x), peak RSS "
                   f"{run_rss / 1e6:.0f} MB ({(run_rss - plain_rss) / 1e6:+.0f} MB)", flush=True)
             # push vs s5cmd uploading the same DVC objects
