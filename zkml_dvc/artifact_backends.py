@@ -67,7 +67,7 @@ class S3Backend:
 
     def put_files(self, items: Sequence[tuple[Path, str, str, int]]) -> None:
         bulk.put_files(self.store, [bulk.Put(path, key, sha, size)
-                                    for path, key, sha, size in items], skip_present=False)
+                                    for path, key, sha, size in items])
 
     def get_files(self, items: Sequence[tuple[str, Path, str, int]]) -> None:
         bulk.get_files(self.store, [bulk.Fetch(key, dest, sha, size)

@@ -90,30 +90,38 @@ def client(store: Store) -> Any:
                    skip_signature=keys is None, **kwargs)
 
 
-def get_many(store: Store, gets: Sequence[Get]) -> list[bool]:
-    """Download each of ``gets`` into its ``dest`` (atomically, mode 0444) if its bytes have the
-    expected digest. Returns, per item, whether it is in place; a failure or a mismatch leaves
-    nothing at ``dest``."""
+async def _checked(s3: Any, key: str, algorithm: str, expected: str,
+                   max_size: int | None = None) -> bytes | None:
+    """The bytes of ``key`` (one GET by obstore) if they have the ``expected`` digest; None if
+    they do not, or if the object is larger than ``max_size`` (refused before its body is read).
+    A failed request raises obstore's error."""
     import obstore
 
+    got = await obstore.get_async(s3, key)
+    if max_size is not None and got.meta["size"] > max_size:
+        return None
+    data = bytes(await got.bytes_async())
+    return data if hashlib.new(algorithm, data).hexdigest() == expected else None
+
+
+def get_many(store: Store, gets: Sequence[Get], s3: Any = None) -> list[bool]:
+    """Download each of ``gets`` into its ``dest`` (atomically, mode 0444; by ``s3``, one of this
+    module's clients, or a new one) if its bytes have the expected digest. Returns, per item,
+    whether it is in place; a failure or a mismatch leaves nothing at ``dest``."""
     if not gets:
         return []
-    s3 = client(store)
+    s3 = s3 or client(store)
+    gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(item: Get, gate: asyncio.Semaphore) -> bool:
-        with contextlib.suppress(Exception):  # noqa: BLE001 (the caller falls back)
-            async with gate:
-                data = bytes(await (await obstore.get_async(s3, store.key(item.rel))).bytes_async())
-            if hashlib.new(item.algorithm, data).hexdigest() == item.expected:
-                with atomic_path(item.dest, mode=0o444) as tmp:
-                    tmp.write_bytes(data)
-        return item.dest.exists()
+    async def one(item: Get) -> bool:
+        async with gate:
+            data = await _checked(s3, store.key(item.rel), item.algorithm, item.expected)
+        if data is not None:
+            with atomic_path(item.dest, mode=0o444) as tmp:
+                tmp.write_bytes(data)
+        return data is not None
 
-    async def all_() -> list[bool]:
-        gate = asyncio.Semaphore(CONCURRENCY)
-        return list(await asyncio.gather(*(one(g, gate) for g in gets)))
-
-    return asyncio.run(all_())
+    return [answer is True for answer in _run([one(g) for g in gets])]
 
 
 def listed(store: Store, prefix: str, max_keys: int, s3: Any = None) -> set[str] | None:
@@ -218,12 +226,11 @@ def exists_many(store: Store, rels: Sequence[str]) -> list[bool]:
             for rel, a in zip(rels, answers, strict=True)]
 
 
-def put_files(store: Store, puts: Sequence[Put], skip_present: bool = True) -> list[bool]:
-    """Upload each of ``puts`` as ``Store.put_file`` does (the sha256 as metadata; with
-    ``skip_present``, not if an object with that sha256 is there): those under 8 MiB by obstore
-    side by side, one HEAD (unless ``skip_present`` is off: the caller has just looked) and one
-    PUT each; the larger ones, and any that failed here, then one by one by ``Store.put_file``
-    (its multipart upload, its errors). Returns, per item, whether bytes were sent."""
+def put_files(store: Store, puts: Sequence[Put]) -> int:
+    """Upload each of ``puts`` as ``Store.put_file(..., force=True)`` does (the sha256 as
+    metadata; the caller has looked for what the store holds, ``exists_many``): those under 8 MiB
+    by obstore side by side, one PUT each; the larger ones, and any that failed here, then one
+    by one by ``Store.put_file`` (its multipart upload, its errors). Returns how many were sent."""
     import obstore
 
     small = [i for i, p in enumerate(puts) if p.size < ONE_BY_ONE]
@@ -231,31 +238,20 @@ def put_files(store: Store, puts: Sequence[Put], skip_present: bool = True) -> l
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(put: Put) -> bool:
+        data = put.src.read_bytes()
         async with gate:
-            key = store.key(put.rel)
-            if skip_present:
-                try:
-                    head = await obstore.get_async(s3, key, options={"head": True})
-                    if head.attributes.get(SHA_META) == put.sha256:
-                        store.stats.skipped_files += 1
-                        return False
-                except FileNotFoundError:
-                    pass
-            data = put.src.read_bytes()
-            await obstore.put_async(s3, key, data, attributes={SHA_META: put.sha256},
+            await obstore.put_async(s3, store.key(put.rel), data, attributes={SHA_META: put.sha256},
                                     use_multipart=False)
-            store.stats.uploaded_files += 1
-            store.stats.uploaded_bytes += len(data)
-            return True
+        store.stats.uploaded_files += 1
+        store.stats.uploaded_bytes += len(data)
+        return True
 
-    sent: dict[int, bool] = {}
-    for i, answer in zip(small, _run([one(puts[i]) for i in small]) if small else [], strict=True):
-        if isinstance(answer, bool):
-            sent[i] = answer
+    sent = {i for i, answer in zip(small, _run([one(puts[i]) for i in small]) if small else [],
+                                   strict=True) if answer is True}
     for i, put in enumerate(puts):
         if i not in sent:
-            sent[i] = store.put_file(put.src, put.rel, sha256=put.sha256, force=not skip_present)
-    return [sent[i] for i in range(len(puts))]
+            store.put_file(put.src, put.rel, sha256=put.sha256, force=True)
+    return len(puts)
 
 
 def get_files(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) -> list[Path]:
@@ -279,8 +275,6 @@ def get_small(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) ->
     renamed; through the cache unless ``use_cache`` is off). Returns the indices of those now at
     their destination; for the others (larger, failed, or not the bytes wanted), nothing was
     placed: the caller gets them by ``Store.get_file``, which says what is wrong."""
-    import obstore
-
     small = [i for i, f in enumerate(fetches) if f.size is not None and f.size < ONE_BY_ONE]
     s3: Any = client(store) if small else None
     gate = asyncio.Semaphore(CONCURRENCY)
@@ -293,12 +287,9 @@ def get_small(store: Store, fetches: Sequence[Fetch], use_cache: bool = True) ->
             cache.link_into(cached, f.dest)
             return True
         async with gate:
-            got = await obstore.get_async(s3, store.key(f.rel))
-            if got.meta["size"] > (f.size or 0):
-                return False  # Store.get_file refuses it, with its error
-            data = bytes(await got.bytes_async())
-        if hashlib.sha256(data).hexdigest() != f.sha256:
-            return False  # Store.get_file downloads it again and raises the mismatch
+            data = await _checked(s3, store.key(f.rel), "sha256", f.sha256, f.size or 0)
+        if data is None:  # larger than recorded, or not its bytes: Store.get_file says which
+            return False
         target = cache.blob_path(f.sha256) if use_cache else f.dest
         with atomic_path(target) as tmp:
             tmp.write_bytes(data)

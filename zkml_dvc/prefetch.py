@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from . import env
-from .bulk import Get, get_many, put_missing
+from .bulk import Get, client, get_many, put_missing
 from .fsutil import atomic_dir, atomic_path
 from .layout import STORE_DVC_PREFIX, dvc_object_key
 from .store import Store
@@ -201,13 +201,17 @@ def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
     if not all(_MD5.fullmatch(m) for m in wanted):
         return False  # a dvc.lock md5 that is not a DVC object name: nothing is fetched under it
     files: dict[str, int | None] = {}
+    try:  # one connection pool for the listings and the files
+        s3 = client(store) if wanted else None
+    except Exception:  # noqa: BLE001 (a profile or CA bundle it cannot use: DVC's pull says so)
+        return False
     for md5, size in wanted.items():  # a directory: its listing first, then what it lists
         if not md5.endswith(".dir"):
             files[md5] = size
             continue
         listing_at = path_of(md5)  # a small object (its size, the files' sum, says nothing)
         if not (listing_at.exists() or get_many(store, [Get(dvc_object_key(md5), listing_at,
-                                                            *_check(md5, None))])[0]):
+                                                            *_check(md5, None))], s3)[0]):
             return False
         try:
             listing = json.loads(path_of(md5).read_bytes())
@@ -223,7 +227,7 @@ def fetch_objects(store: Store, repo: Any, wanted: dict[str, int | None],
     small = [Get(dvc_object_key(m), path_of(m), *_check(m, sha.get(m))) for m in missing
              if m not in large]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="zkml-fetch") as pool:
-        smalls = pool.submit(get_many, store, small)  # beside the large ones' ranged GETs
+        smalls = pool.submit(get_many, store, small, s3)  # beside the large ones' ranged GETs
         got = {m: _fetch_one(store, path_of(m), m, s, sha.get(m)) for m, s in large.items()}
         with contextlib.suppress(Exception):  # noqa: BLE001 (any failure: DVC's own pull follows)
             got.update(zip((m for m in missing if m not in large), smalls.result(), strict=True))

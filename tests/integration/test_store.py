@@ -374,9 +374,9 @@ def test_bulk_takes_the_environments_keys_as_boto3_would_without_a_boto3_client(
 
 def test_bulk_store_client_calls_move_small_files_with_one_request_each(
         s3_server, bucket, tmp_path, monkeypatch):
-    """bulk.put_files / get_files (the artifact bundles' S3 calls): each small file one HEAD and
-    one PUT up (no HEAD when the caller has just looked), one GET down, sha256 metadata as
-    Store.put_file sets it; a large one by the store client; from the local cache a second
+    """bulk.exists_many / put_files / get_files (the artifact bundles' S3 calls): one HEAD per
+    key asked, each small file one PUT up and one GET down, sha256 metadata as Store.put_file
+    sets it; a large one by the store client; from the local cache a second
     time; and an object whose bytes are not the manifest's, or that is larger than it records,
     is refused with the store client's error and nothing placed."""
     from zkml_dvc import bulk
@@ -389,19 +389,16 @@ def test_bulk_store_client_calls_move_small_files_with_one_request_each(
         _file(tmp_path / "large", 200 * 1024)]
     puts = [Put(p, f"blobs/{p.name}", sha256_file(p), p.stat().st_size) for p in srcs]
     s3_server.guard.log.reset()
-    assert bulk.put_files(st, puts) == [True] * 31
+    assert bulk.put_files(st, puts) == 31
     ops = s3_server.guard.log.operations
-    assert ops["HeadObject"] == 31 and ops["PutObject"] == 31, ops
+    # one PUT each, no HEAD: the caller has asked what the store holds (exists_many)
+    assert ops["HeadObject"] == 0 and ops["PutObject"] == 31, ops
     assert not s3_server.guard.log.violations, s3_server.guard.log.violations
     for p in (srcs[0], srcs[-1]):
         assert st.head(f"blobs/{p.name}")["Metadata"]["sha256"] == sha256_file(p)
     s3_server.guard.log.reset()
-    assert bulk.put_files(st, puts) == [False] * 31  # there with the same sha256
-    assert s3_server.guard.log.operations["PutObject"] == 0
-    s3_server.guard.log.reset()
-    assert bulk.put_files(st, puts[:3], skip_present=False) == [True] * 3
-    ops = s3_server.guard.log.operations
-    assert ops["HeadObject"] == 0 and ops["PutObject"] == 3, ops
+    assert bulk.exists_many(st, [p.rel for p in puts] + ["blobs/absent"]) == [True] * 31 + [False]
+    assert s3_server.guard.log.operations["HeadObject"] == 32
 
     fetches = [Fetch(f"blobs/{p.name}", tmp_path / "dl" / p.name, sha256_file(p),
                      p.stat().st_size) for p in srcs]
