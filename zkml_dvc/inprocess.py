@@ -11,11 +11,12 @@ prover (setup, prove, mock, chunk_setup, chunk_prove). Their memory then leaves 
 process instead of staying with this one while the next stage runs, and their records report
 their own process's peak memory (the estimate fits to it). A light stage's record has no peak.
 That process is not started afresh, though: it is forked from a server process (Python's
-``forkserver``, started when the first stage command of the run comes, so that it starts beside
-DVC's work) that has already imported the stage code and ezkl, and it runs the same `zkml-dvc
-stage` command line there, in the directory and with the environment DVC gives the command, with
-DVC ignoring Ctrl-C meanwhile as it does for its own process: what a new process would spend on
-starting the interpreter and those imports is spent once per run instead of once per stage.
+``forkserver``, started at the run's first stage command that is heavy or has a heavy stage
+downstream, so that it starts beside DVC's work) that has already imported the stage code and
+ezkl, and it runs the same `zkml-dvc stage` command line there, in the directory and with the
+environment DVC gives the command, with DVC ignoring Ctrl-C meanwhile as it does for its own
+process: what a new process would spend on starting the interpreter and those imports is spent
+once per run instead of once per stage (and not at all by a run whose stages are all light).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
 
     def cmd_run(stage: Any, dry: bool = False, run_env: Any = None) -> None:
         parsed = parse_stage_command(stage.cmd)
-        if not dry and parsed is not None:
+        if not dry and parsed is not None and not forks.started and _heavy_from(stage, parsed[0]):
             forks.start()
         if dry or parsed is None or parsed[0] not in LIGHT_STAGES:
             original(stage, dry=dry, run_env=run_env)
@@ -100,6 +101,22 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
         yield
     finally:
         dvc_run.cmd_run, dvc_run._run = original, original_run
+
+
+def _heavy_from(stage: Any, name: str) -> bool:
+    """Whether ``stage`` (named ``name``) or a stage downstream of it in DVC's graph is a heavy
+    zkml-dvc stage: one that will most likely run next, since a stage that runs changes what
+    its consumers depend on. True when the graph cannot be read (the server is then started)."""
+    if name in HEAVY_STAGES:
+        return True
+    try:
+        import networkx as nx
+
+        graph = stage.repo.index.graph  # DVC's edges go from a stage to the stages it depends on
+        return any((p := parse_stage_command(getattr(s, "cmd", None))) is not None
+                   and p[0] in HEAVY_STAGES for s in nx.ancestors(graph, stage))
+    except Exception:  # noqa: BLE001 (only an optimisation: start the server)
+        return True
 
 
 class _Forks:

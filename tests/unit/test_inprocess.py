@@ -26,3 +26,44 @@ def test_heavy_stages_keep_their_own_process() -> None:
     assert known >= LIGHT_STAGES
     assert known - LIGHT_STAGES == {"setup", "prove", "mock", "chunk_setup", "chunk_prove"} \
         == HEAVY_STAGES  # forked from the run's stage server, each its own process
+
+
+def test_stage_server_starts_only_where_a_heavy_stage_is_downstream(tmp_path) -> None:
+    """In a real DVC graph: a light stage with a heavy one downstream (witness -> prove) starts
+    the stage server, a heavy one does, a light stage with only light ones after it does not."""
+    from dvc.repo import Repo
+
+    from zkml_dvc.inprocess import _heavy_from
+
+    (tmp_path / "input.json").write_text("{}")
+    (tmp_path / "dvc.yaml").write_text("""stages:
+  witness:
+    cmd: zkml-dvc stage witness --model m
+    deps: [input.json]
+    outs: [witness.json]
+  prove:
+    cmd: zkml-dvc stage prove --model m
+    deps: [witness.json]
+    outs: [proof.json]
+  verify:
+    cmd: zkml-dvc stage verify --model m
+    deps: [proof.json]
+    outs: [verdict.json]
+  metrics:
+    cmd: zkml-dvc stage metrics --model m
+    deps: [input.json]
+    outs: [metrics.json]
+  report:
+    cmd: python report.py
+    deps: [verdict.json]
+    outs: [report.html]
+""")
+    repo = Repo.init(str(tmp_path), no_scm=True)
+    try:
+        stages = {s.name: s for s in repo.index.stages}
+        assert _heavy_from(stages["witness"], "witness")
+        assert _heavy_from(stages["prove"], "prove")
+        assert not _heavy_from(stages["verify"], "verify")
+        assert not _heavy_from(stages["metrics"], "metrics")
+    finally:
+        repo.close()
