@@ -3,7 +3,9 @@ logrows 17, pk ~0.55 GB), each step beside its baseline.
 
 1. run: `zkml-dvc run --no-push` (cold) vs a plain ezkl script making the same calls (settings,
    calibrate, compile, witness, setup, prove, verify) with the same SRS; wall time (each side run
-   alone), and, from a second run of each side, peak RSS of the whole process tree: the sum over
+   alone, cold, in a new directory or project: the median of ``--reps`` pairs whose order
+   alternates, since this machine's speed drifts by tens of percent within minutes), and, from
+   one more run of each side, peak RSS of the whole process tree: the sum over
    its processes of their proportional set sizes (PSS: a page two processes map, such as the
    ezkl library's, counts once), sampled every 50 ms (a stage process and the `zkml-dvc run`
    process that waits for it both hold memory), or the largest single process's peak RSS (GNU
@@ -15,7 +17,7 @@ logrows 17, pk ~0.55 GB), each step beside its baseline.
 4. clean-room `zkml-dvc verify RUN` from that clone vs plain ezkl's verify in a fresh process.
 Targets (issue 15): run <= 1.03x plain ezkl; push and pull >= 0.9x s5cmd; run's peak RSS within
 100 MB of plain ezkl's. The SRS is made once, before both sides (neither pays for gen_srs).
-Run: .venv/bin/python benchmarks/large.py [--width 256] [--depth 3]
+Run: .venv/bin/python benchmarks/large.py [--width 256] [--depth 3] [--reps 3]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -132,6 +135,7 @@ def main() -> dict[str, float]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=3, help="hidden layers (linear layers - 1)")
+    ap.add_argument("--reps", type=int, default=3, help="pairs of timed runs (plain, zkml-dvc)")
     args = ap.parse_args([] if __name__ != "__main__" else None)
     name = f"W{args.width}x{args.depth + 1}"
     s5 = ensure_s5cmd()
@@ -140,30 +144,25 @@ def main() -> dict[str, float]:
         tmp = Path(td)
         env = bench_env(tmp)
         onnx, inp, cal = make_mlp(args.width, tmp / "model", depth=args.depth)
-        # plain ezkl, part 1: settings and calibration (timed), which fix logrows
-        plain = tmp / "plain"
-        plain.mkdir()
-        t_set, rss_set, _ = timed_rss([py, "-c", SETTINGS, str(onnx), str(cal),
-                                       str(plain / "settings.json")], plain, env)
-        logrows = json.loads((plain / "settings.json").read_text())["run_args"]["logrows"]
-        # the SRS, once, into the cache both sides use (untimed)
+        # the SRS, once, into the cache both sides use (untimed): logrows from a first settings
+        probe = tmp / "probe"
+        probe.mkdir()
+        run([py, "-c", SETTINGS, str(onnx), str(cal), str(probe / "settings.json")], probe, env)
+        logrows = json.loads((probe / "settings.json").read_text())["run_args"]["logrows"]
         out = run([py, "-c", "import sys; from zkml_dvc import srs; "
                    "print(srs.obtain('local', int(sys.argv[1])).sha256)", str(logrows)], tmp, env)
         srs_file = Path(env["ZKML_DVC_CACHE_DIR"]) / "blobs" / out.stdout.split()[-1]
-        # timed alone, then again with its memory sampled (in another directory)
-        t_rest = timed([py, "-c", REST, str(plain), str(onnx), str(inp), str(srs_file)], plain,
-                       env)
-        sampled = tmp / "plain-sampled"
-        sampled.mkdir()
-        (sampled / "settings.json").write_bytes((plain / "settings.json").read_bytes())
-        _, rss_rest, _ = timed_rss([py, "-c", REST, str(sampled), str(onnx), str(inp),
-                                    str(srs_file)], sampled, env)
-        plain_s, plain_rss = t_set + t_rest, max(rss_set, rss_rest)
-        pk_mb = (plain / "pk.key").stat().st_size / 1e6
-        print(f"{name}: logrows {logrows}, pk {pk_mb:.0f} MB; plain ezkl {plain_s:.1f} s, "
-              f"peak RSS {plain_rss / 1e6:.0f} MB", flush=True)
-        # zkml-dvc run, cold (the SRS cached as for the plain script): timed alone, then in a
-        # second new project with its memory sampled
+
+        def plain_side(where: Path, measure: Any) -> tuple[float, int]:
+            """The plain script's two processes (settings and calibration, then the rest) in a
+            new directory: their wall seconds and the larger peak memory (0 unsampled)."""
+            where.mkdir()
+            a = measure([py, "-c", SETTINGS, str(onnx), str(cal), str(where / "settings.json")],
+                        where, env)
+            b = measure([py, "-c", REST, str(where), str(onnx), str(inp), str(srs_file)], where,
+                        env)
+            return a[0] + b[0], max(a[1], b[1])
+
         def producer(where: Path) -> Path:
             run([ZKML, "init", str(where), "--model", str(onnx), "--input", str(inp),
                  "--calibration", str(cal), "--name", "big", "--project", "bench"], tmp, env)
@@ -172,17 +171,49 @@ def main() -> dict[str, float]:
             run(["git", "commit", "-qam", "pin scale"], where, env)
             return where
 
-        root = producer(tmp / "producer")
-        run([ZKML, "store", "up", "--dir", str(tmp / "store")], root, env)
+        def alone(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+            return timed(cmd, cwd, env), 0
+
+        def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+            wall, rss, _ = timed_rss(cmd, cwd, env)
+            return wall, rss
+
+        run([ZKML, "store", "up", "--dir", str(tmp / "store")], tmp, env)
         try:
             store_env = localstore.env_exports(tmp / "store")
-            run_s = timed([ZKML, "run", "--no-push", "--run-id", "big"], root, env)
+            # wall times: each side alone, in pairs whose order alternates (this machine's
+            # speed drifts by tens of percent within minutes), each run cold in a new project
+            plain_t: list[float] = []
+            run_t: list[float] = []
+            for i in range(args.reps):
+                for side in (("plain", "run") if i % 2 == 0 else ("run", "plain")):
+                    if side == "plain":
+                        plain_t.append(plain_side(tmp / f"plain{i}", alone)[0])
+                    else:
+                        proj = producer(tmp / f"producer{i}")
+                        run_t.append(timed([ZKML, "run", "--no-push", "--run-id", "big"], proj,
+                                           env))
+                        if i:
+                            shutil.rmtree(proj)
+                    if i:
+                        shutil.rmtree(tmp / f"plain{i}", ignore_errors=True)
+            root, plain = tmp / "producer0", tmp / "plain0"
+            plain_s, run_s = statistics.median(plain_t), statistics.median(run_t)
+            pk_mb = (plain / "pk.key").stat().st_size / 1e6
+            # peak memory: one more run of each side, sampled
+            _, plain_rss = plain_side(tmp / "plain-sampled", sampled)
             twin = producer(tmp / "producer-sampled")
             _, run_rss, _ = timed_rss([ZKML, "run", "--no-push", "--run-id", "big"], twin, env)
             shutil.rmtree(twin)
-            print(f"zkml-dvc run {run_s:.1f} s ({run_s / plain_s:.3f}x), peak RSS "
-                  f"{run_rss / 1e6:.0f} MB ({(run_rss - plain_rss) / 1e6:+.0f} MB)", flush=True)
-            # push vs s5cmd uploading the same DVC objects
+            print(f"{name}: logrows {logrows}, pk {pk_mb:.0f} MB; plain ezkl "
+                  f"{' '.join(f'{t:.1f}' for t in plain_t)} s, zkml-dvc run "
+                  f"{' '.join(f'{t:.1f}' for t in run_t)} s (pairs in alternating order) -> "
+                  f"medians {plain_s:.1f} vs {run_s:.1f} s ({run_s / plain_s:.3f}x); peak RSS "
+                  f"plain {plain_rss / 1e6:.0f} MB, run {run_rss / 1e6:.0f} MB "
+                  f"({(run_rss - plain_rss) / 1e6:+.0f} MB)", flush=True)
+            # push vs s5cmd uploading the same DVC objects (the first run's project, its
+            # remote now pointed at the local store)
+            run([ZKML, "store", "up", "--dir", str(tmp / "store")], root, env)
             t0 = time.perf_counter()
             run([ZKML, "push", "big"], root, env)
             push_s = time.perf_counter() - t0

@@ -2,7 +2,8 @@
 figure / goal / measured / met (also written as JSON): overhead against plain ezkl and `dvc status`,
 transfers against s5cmd (one large object, many small ones), clean-room bytes, batch proving
 (32 inputs with one run's keys: prove-batch on local Ray vs a plain ezkl loop), the W256x4 model
-end to end (run, push, second-machine pull, clean-room verify, each against its baseline), chunked
+end to end (run, push, second-machine pull, clean-room verify, each against its baseline; the
+run's time the median of 3 pairs in alternating order), chunked
 proving (monolithic vs 2 and 4 chunks of width-128 and width-256 MLPs, end to end from the ONNX
 file to verified and link-checked proofs, medians of 3 samples) and the cost estimate against
 measured runs. Baselines it needs are installed into .venv-tools (s5cmd).
