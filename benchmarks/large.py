@@ -171,6 +171,8 @@ def main() -> dict[str, float]:
             params = (where / "params.yaml").read_text().replace("scales: null", "scales:\n    - 7")
             (where / "params.yaml").write_text(params)
             run(["git", "commit", "-qam", "pin scale"], where, env)
+            # its remote: the local store (as `store up` in a project sets it; the run commits it)
+            run([ZKML, "store", "up", "--dir", str(tmp / "store")], where, env)
             return where
 
         def alone(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
@@ -213,9 +215,7 @@ def main() -> dict[str, float]:
                   f"medians {plain_s:.1f} vs {run_s:.1f} s ({run_s / plain_s:.3f}x); peak RSS "
                   f"plain {plain_rss / 1e6:.0f} MB, run {run_rss / 1e6:.0f} MB "
                   f"({(run_rss - plain_rss) / 1e6:+.0f} MB)", flush=True)
-            # push vs s5cmd uploading the same DVC objects (the first run's project, its
-            # remote now pointed at the local store)
-            run([ZKML, "store", "up", "--dir", str(tmp / "store")], root, env)
+            # push vs s5cmd uploading the same DVC objects (the first run's project)
             t0 = time.perf_counter()
             run([ZKML, "push", "big"], root, env)
             push_s = time.perf_counter() - t0
