@@ -38,6 +38,10 @@ LIGHT_STAGES = frozenset({"settings", "calibrate", "compile", "srs", "witness", 
                           "metrics", "chunk_plan", "chunk_compile", "chunk_witness",
                           "chunk_verify"})
 HEAVY_STAGES = frozenset({"setup", "prove", "mock", "chunk_setup", "chunk_prove"})
+# the light stages with a heavy one downstream in dvc.yaml (verify, evm, metrics and chunk_verify
+# have none)
+LEAD_TO_HEAVY = frozenset({"settings", "calibrate", "compile", "srs", "witness", "chunk_plan",
+                           "chunk_compile", "chunk_witness"})
 # what the forked stage processes would import first (the server imports them once)
 _PRELOAD = ["zkml_dvc.cli.base", "zkml_dvc.cli.pipeline", "zkml_dvc.stages", "zkml_dvc.estimate",
             "ezkl"]
@@ -75,7 +79,7 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
 
     def cmd_run(stage: Any, dry: bool = False, run_env: Any = None) -> None:
         parsed = parse_stage_command(stage.cmd)
-        if not dry and parsed is not None and not forks.started and _heavy_from(stage, parsed[0]):
+        if not dry and parsed is not None and not forks.started and _heavy_follows(parsed[0]):
             forks.start()
         if dry or parsed is None or parsed[0] not in LIGHT_STAGES:
             original(stage, dry=dry, run_env=run_env)
@@ -103,20 +107,11 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
         dvc_run.cmd_run, dvc_run._run = original, original_run
 
 
-def _heavy_from(stage: Any, name: str) -> bool:
-    """Whether ``stage`` (named ``name``) or a stage downstream of it in DVC's graph is a heavy
-    zkml-dvc stage: one that will most likely run next, since a stage that runs changes what
-    its consumers depend on. True when the graph cannot be read (the server is then started)."""
-    if name in HEAVY_STAGES:
-        return True
-    try:
-        import networkx as nx
-
-        graph = stage.repo.index.graph  # DVC's edges go from a stage to the stages it depends on
-        return any((p := parse_stage_command(getattr(s, "cmd", None))) is not None
-                   and p[0] in HEAVY_STAGES for s in nx.ancestors(graph, stage))
-    except Exception:  # noqa: BLE001 (only an optimisation: start the server)
-        return True
+def _heavy_follows(name: str) -> bool:
+    """Whether the stage ``name`` is heavy or, in dvc.yaml's graph, has a heavy stage downstream:
+    one that will most likely run next, since a stage that runs changes what its consumers
+    depend on (tested against DVC's graph of dvc.yaml)."""
+    return name in HEAVY_STAGES or name in LEAD_TO_HEAVY
 
 
 class _Forks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zkml_dvc.inprocess import HEAVY_STAGES, LIGHT_STAGES, parse_stage_command
 from zkml_dvc.layout import CHUNK_MODEL_STAGES, CHUNK_STAGES, STAGES
 
@@ -28,42 +30,34 @@ def test_heavy_stages_keep_their_own_process() -> None:
         == HEAVY_STAGES  # forked from the run's stage server, each its own process
 
 
-def test_stage_server_starts_only_where_a_heavy_stage_is_downstream(tmp_path) -> None:
-    """In a real DVC graph: a light stage with a heavy one downstream (witness -> prove) starts
-    the stage server, a heavy one does, a light stage with only light ones after it does not."""
+def test_stage_server_starts_where_a_heavy_stage_is_downstream_in_dvc_yaml(tmp_path) -> None:
+    """The stages that start the run's stage server (heavy ones, and light ones with a heavy one
+    downstream) are what DVC's own graph of the shipped dvc.yaml says, chunked stages included."""
+    import networkx as nx
+    import yaml
     from dvc.repo import Repo
 
-    from zkml_dvc.inprocess import _heavy_from
+    from zkml_dvc.inprocess import LEAD_TO_HEAVY, _heavy_follows
 
-    (tmp_path / "input.json").write_text("{}")
-    (tmp_path / "dvc.yaml").write_text("""stages:
-  witness:
-    cmd: zkml-dvc stage witness --model m
-    deps: [input.json]
-    outs: [witness.json]
-  prove:
-    cmd: zkml-dvc stage prove --model m
-    deps: [witness.json]
-    outs: [proof.json]
-  verify:
-    cmd: zkml-dvc stage verify --model m
-    deps: [proof.json]
-    outs: [verdict.json]
-  metrics:
-    cmd: zkml-dvc stage metrics --model m
-    deps: [input.json]
-    outs: [metrics.json]
-  report:
-    cmd: python report.py
-    deps: [verdict.json]
-    outs: [report.html]
-""")
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "dvc.yaml").write_text((root / "dvc.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["chunked"] = {"wide": {"onnx": "w.onnx", "calibration": "c.json", "chunks": 2}}
+    params["chunk_stages"] = {f"wide-{i}": {"model": "wide", "index": i, "data": f"d{i}.json"}
+                              for i in range(2)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     repo = Repo.init(str(tmp_path), no_scm=True)
     try:
-        stages = {s.name: s for s in repo.index.stages}
-        assert _heavy_from(stages["witness"], "witness")
-        assert _heavy_from(stages["prove"], "prove")
-        assert not _heavy_from(stages["verify"], "verify")
-        assert not _heavy_from(stages["metrics"], "metrics")
+        graph = repo.index.graph  # edges go from a stage to the stages it depends on
+        seen: dict[str, bool] = {}
+        for stage in graph:
+            parsed = parse_stage_command(stage.cmd)
+            assert parsed is not None, stage.cmd
+            heavy_after = parsed[0] in HEAVY_STAGES or any(
+                parse_stage_command(s.cmd)[0] in HEAVY_STAGES for s in nx.ancestors(graph, stage))
+            assert seen.setdefault(parsed[0], heavy_after) == heavy_after, parsed
+            assert _heavy_follows(parsed[0]) == heavy_after, parsed[0]
     finally:
         repo.close()
+    assert {n for n, h in seen.items() if h} - HEAVY_STAGES == LEAD_TO_HEAVY
+    assert set(seen) == LIGHT_STAGES | HEAVY_STAGES  # every stage kind was in the graph
