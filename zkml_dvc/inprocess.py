@@ -107,6 +107,59 @@ def light_stages_here(project: Project, on_error: Callable[[ZkmlError], None]) -
         dvc_run.cmd_run, dvc_run._run = original, original_run
 
 
+@contextmanager
+def lockfile_memo() -> Iterator[None]:
+    """For the block: DVC's rewrite of dvc.lock after each stage (parse the whole file in
+    ruamel's round-trip mode, several times slower than its plain parse, update the stage's entry,
+    dump) starts from the document it dumped last when the file still holds exactly the text it
+    dumped, instead of parsing that text again. What is written is what DVC writes: its parser
+    when the text differs, its dumper, the same file, opened as DVC opens it."""
+    import io
+
+    import dvc.dvcfile as dvcfile
+    from dvc.utils.serialize._common import _load_data
+    from dvc.utils.serialize._yaml import _dump, parse_yaml_for_update
+
+    original = dvcfile.modify_yaml
+    last: dict[str, tuple[str, Any]] = {}  # path -> (the text dumped there, its document)
+
+    @contextmanager
+    def modify_yaml(path: Any, fs: Any = None) -> Iterator[Any]:
+        if fs is None or getattr(fs, "protocol", None) != "local":
+            with original(path, fs=fs) as theirs:
+                yield theirs
+            return
+        key = os.fspath(path)
+        held = last.pop(key, None)  # used once: the block below may change it, then fail
+        if not fs.exists(key):
+            data: Any = {}
+        elif held is not None and _read_text(fs, key) == held[0]:
+            data = held[1]
+        else:
+            data = _load_data(key, parser=parse_yaml_for_update, fs=fs)
+        yield data
+        stream = io.StringIO()
+        _dump(data, stream)
+        text = stream.getvalue()
+        with fs.open(key, "w+", encoding="utf-8") as fd:
+            fd.write(text)
+        last[key] = (text, data)
+
+    dvcfile.modify_yaml = modify_yaml
+    try:
+        yield
+    finally:
+        dvcfile.modify_yaml = original
+
+
+def _read_text(fs: Any, path: str) -> str | None:
+    try:
+        with fs.open(path, encoding="utf-8") as fd:
+            return str(fd.read())
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _heavy_follows(name: str) -> bool:
     """Whether the stage ``name`` is heavy or, in dvc.yaml's graph, has a heavy stage downstream:
     one that will most likely run next, since a stage that runs changes what its consumers

@@ -11,7 +11,7 @@ from pathlib import Path
 from . import env, pipeline, runs
 from .errors import ConfigError, InputError
 from .fsutil import load_yaml, read_json, sha256_file
-from .inprocess import light_stages_here
+from .inprocess import light_stages_here, lockfile_memo
 from .layout import LATER_STAGES, ModelLayout, classify, dvc_object_key, git_tracked
 from .manifest import ArtifactEntry, Manifest, StageRun, tool_versions, write_manifest
 from .onnx_model import check_input, inspect_model
@@ -227,7 +227,8 @@ def run(
                                                       store), store=store)
     # --force also starts setup/prove when the cost estimate says they will not fit in memory
     with env.scoped(env.IGNORE_MEMORY_ESTIMATE, "1" if force else None), \
-            light_stages_here(project, partial(pipeline.record_stage_error, root)):
+            light_stages_here(project, partial(pipeline.record_stage_error, root)), \
+            lockfile_memo():
         prove_times = shape.reproduce(project, store, ray_address, progress, force_stage, sync)
     ended = datetime.now(UTC)
     if not force and not force_stage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from zkml_dvc.inprocess import HEAVY_STAGES, LIGHT_STAGES, parse_stage_command
@@ -61,3 +62,76 @@ def test_stage_server_starts_where_a_heavy_stage_is_downstream_in_dvc_yaml(tmp_p
         repo.close()
     assert {n for n, h in seen.items() if h} - HEAVY_STAGES == LEAD_TO_HEAVY
     assert set(seen) == LIGHT_STAGES | HEAVY_STAGES  # every stage kind was in the graph
+
+
+_CHAIN = """stages:
+  one:
+    cmd: cp in.txt a.txt
+    deps: [in.txt]
+    params: [size]
+    outs: [a.txt]
+  two:
+    cmd: cp a.txt b.txt && echo 2 >> b.txt
+    deps: [a.txt]
+    outs: [b.txt]
+  three:
+    foreach: [x, y]
+    do:
+      cmd: cat b.txt > c-${item}.txt
+      deps: [b.txt]
+      outs:
+        - c-${item}.txt
+"""
+
+
+def _chain(where: Path) -> None:
+    where.mkdir()
+    (where / "dvc.yaml").write_text(_CHAIN)
+    (where / "params.yaml").write_text("size: 3\n")
+    (where / "in.txt").write_text("in\n")
+
+
+def test_dvc_lock_rewrites_from_the_last_document_write_what_dvc_writes(tmp_path, monkeypatch):
+    """Real DVC reproducing a chain of stages twice (cold, then after a change and with dvc.lock
+    rewritten by someone else in between): with lockfile_memo, dvc.lock is byte for byte what
+    DVC alone writes, and its round-trip parser ran only where the file was not DVC's last text."""
+    from dvc.repo import Repo
+    from dvc.utils.serialize import _yaml
+
+    from zkml_dvc.inprocess import lockfile_memo
+
+    parses: list[str] = []
+    real_parse = _yaml.parse_yaml_for_update
+
+    def counting(text: str, path: str) -> object:
+        parses.append(path)
+        return real_parse(text, path)
+
+    monkeypatch.setattr(_yaml, "parse_yaml_for_update", counting)
+    locks: dict[str, list[bytes]] = {}
+    for name, memo in (("plain", False), ("memo", True)):
+        root = tmp_path / name
+        _chain(root)
+        repo = Repo.init(str(root), no_scm=True)
+        monkeypatch.chdir(root)  # DVC's targets are relative to the working directory
+        try:
+            with lockfile_memo() if memo else contextlib.nullcontext():
+                parses.clear()
+                repo.reproduce()
+                cold = len(parses)
+                # someone else rewrites dvc.lock (same content, other layout), input changes
+                lock = root / "dvc.lock"
+                lock.write_text(lock.read_text().replace("schema: '2.0'", 'schema: "2.0"'))
+                (root / "in.txt").write_text("changed\n")
+                parses.clear()
+                repo.reproduce()
+                again = len(parses)
+            locks[name] = [lock.read_bytes()]
+        finally:
+            repo.close()
+        if memo:
+            assert cold == 0 and again == 1, (cold, again)  # new file; then the outside rewrite
+        else:
+            assert cold == 3 and again == 4, (cold, again)  # one per stage written after the first
+    assert locks["plain"] == locks["memo"]
+    assert b"c-y.txt" in locks["memo"][0]
