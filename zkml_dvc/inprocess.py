@@ -17,6 +17,9 @@ ezkl, and it runs the same `zkml-dvc stage` command line there, in the directory
 environment DVC gives the command, with DVC ignoring Ctrl-C meanwhile as it does for its own
 process: what a new process would spend on starting the interpreter and those imports is spent
 once per run instead of once per stage (and not at all by a run whose stages are all light).
+
+DVC's rewrite of dvc.lock after each stage is spared its parse of the text it wrote last
+(``lockfile_memo``): the file it writes is the same.
 """
 
 from __future__ import annotations
