@@ -182,7 +182,7 @@ def main() -> dict[str, float]:
             wall, rss, _ = timed_rss(cmd, cwd, env)
             return wall, rss
 
-        run([ZKML, "store", "up", "--dir", str(tmp / "store")], tmp, env)
+        run([ZKML, "store", "up", "--dir", str(tmp / "store"), "--no-configure"], tmp, env)
         try:
             store_env = localstore.env_exports(tmp / "store")
             # wall times: each side alone, in pairs whose order alternates (this machine's
