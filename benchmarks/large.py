@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ZKML, bench_env, ensure_s5cmd, make_mlp, run, scratch  # noqa: E402
+from _common import ZKML, bench_env, ensure_s5cmd, make_mlp, run, scratch, settled  # noqa: E402
 
 SETTINGS = r'''
 import sys, ezkl
@@ -77,15 +77,6 @@ def _pss(proc: Any) -> int:
     except FileNotFoundError:
         pass
     return int(proc.memory_info().rss)
-
-
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Wall seconds of ``cmd``, nothing else running beside it and nothing dirty in the page
-    cache (so it does not pay for writing back what ran before it)."""
-    os.sync()
-    t0 = time.perf_counter()
-    run(cmd, cwd, env)
-    return time.perf_counter() - t0
 
 
 def timed_rss(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
@@ -176,7 +167,7 @@ def main() -> dict[str, float]:
             return where
 
         def alone(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
-            return timed(cmd, cwd, env), 0
+            return settled(lambda: run(cmd, cwd, env)), 0
 
         def sampled(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
             wall, rss, _ = timed_rss(cmd, cwd, env)
@@ -195,8 +186,8 @@ def main() -> dict[str, float]:
                         plain_t.append(plain_side(tmp / f"plain{i}", alone)[0])
                     else:
                         proj = producer(tmp / f"producer{i}")
-                        run_t.append(timed([ZKML, "run", "--no-push", "--run-id", "big"], proj,
-                                           env))
+                        run_t.append(alone([ZKML, "run", "--no-push", "--run-id", "big"], proj,
+                                           env)[0])
                         if i:
                             shutil.rmtree(proj)
                     if i:

@@ -26,11 +26,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BIN, bench_env, ensure_s5cmd, run, scratch, timed  # noqa: E402
+from _common import BIN, bench_env, ensure_s5cmd, run, scratch, settled  # noqa: E402
 
 from zkml_dvc.artifacts import Artifact  # noqa: E402
 
@@ -73,13 +72,6 @@ def _dvc_project(tmp: Path, name: str, env: dict[str, str], url: str, endpoint: 
     (proj / "dvc.yaml").write_text("stages: {}\n")
     run([str(BIN / "zkml-dvc"), "remote", "set", url, "--endpoint", endpoint], proj, env)
     return proj
-
-
-def settled(fn: Callable[[], object]) -> float:
-    """Seconds ``fn`` takes, from a page cache with nothing dirty (``sync`` first): no transfer
-    pays for writing back what the one before it (or the server) wrote."""
-    os.sync()
-    return timed(fn)
 
 
 def measure(tmp: Path, st: object, creds: dict[str, str], env: dict[str, str], label: str,
