@@ -206,11 +206,23 @@ def _run(coros: Sequence[Any]) -> list[Any]:
 
 
 def exists_many(store: Store, rels: Sequence[str]) -> list[bool]:
-    """Whether each key is in the store: HeadObject side by side (``Store.head`` where obstore's
-    answer is neither the object nor a 404)."""
+    """Whether each key is in the store. Where ``LIST_FROM`` keys or more share a directory (the
+    part before their last ``/``), one listing of it answers for them when it holds at most
+    ``KEYS_PER_OBJECT`` keys per key asked (``listed``); every other key is asked by HeadObject,
+    many in flight (``Store.head`` where obstore's answer is neither the object nor a 404). A key
+    created after its listing was read counts as absent: the caller sends it again under the
+    same content-addressed name."""
     import obstore
 
     s3: Any = client(store) if rels else None
+    by_dir: dict[str, list[str]] = {}
+    for rel in rels:
+        by_dir.setdefault(rel.rpartition("/")[0], []).append(rel)
+    known: dict[str, bool] = {}
+    for where, group in by_dir.items():
+        if where and len(group) >= LIST_FROM and (
+                keys := listed(store, where + "/", len(group) * KEYS_PER_OBJECT, s3)) is not None:
+            known.update((rel, rel in keys) for rel in group)
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(rel: str) -> bool:
@@ -221,9 +233,11 @@ def exists_many(store: Store, rels: Sequence[str]) -> list[bool]:
             except FileNotFoundError:
                 return False
 
-    answers = _run([one(rel) for rel in rels]) if rels else []
-    return [a if isinstance(a, bool) else store.head(rel) is not None
-            for rel, a in zip(rels, answers, strict=True)]
+    asked = [rel for rel in dict.fromkeys(rels) if rel not in known]
+    answers = _run([one(rel) for rel in asked]) if asked else []
+    known.update((rel, a if isinstance(a, bool) else store.head(rel) is not None)
+                 for rel, a in zip(asked, answers, strict=True))
+    return [known[rel] for rel in rels]
 
 
 def put_files(store: Store, puts: Sequence[Put]) -> int:

@@ -374,8 +374,8 @@ def test_bulk_takes_the_environments_keys_as_boto3_would_without_a_boto3_client(
 
 def test_bulk_store_client_calls_move_small_files_with_one_request_each(
         s3_server, bucket, tmp_path, monkeypatch):
-    """bulk.exists_many / put_files / get_files (the artifact bundles' S3 calls): one HEAD per
-    key asked, each small file one PUT up and one GET down, sha256 metadata as Store.put_file
+    """bulk.exists_many / put_files / get_files (the artifact bundles' S3 calls): one listing
+    for many keys of one directory (else one HEAD per key asked), each small file one PUT up and one GET down, sha256 metadata as Store.put_file
     sets it; a large one by the store client; from the local cache a second
     time; and an object whose bytes are not the manifest's, or that is larger than it records,
     is refused with the store client's error and nothing placed."""
@@ -396,9 +396,22 @@ def test_bulk_store_client_calls_move_small_files_with_one_request_each(
     assert not s3_server.guard.log.violations, s3_server.guard.log.violations
     for p in (srcs[0], srcs[-1]):
         assert st.head(f"blobs/{p.name}")["Metadata"]["sha256"] == sha256_file(p)
+    # 32 keys in one directory: one listing answers for them all
+    asked = [p.rel for p in puts] + ["blobs/absent"]
     s3_server.guard.log.reset()
-    assert bulk.exists_many(st, [p.rel for p in puts] + ["blobs/absent"]) == [True] * 31 + [False]
+    assert bulk.exists_many(st, asked) == [True] * 31 + [False]
+    ops = s3_server.guard.log.operations
+    assert ops["HeadObject"] == 0 and ops["ListObjectsV2"] == 1, ops
+    # fewer keys than that, or a directory holding too many keys per key asked: one HEAD each
+    s3_server.guard.log.reset()
+    assert bulk.exists_many(st, asked[-3:]) == [True, True, False]
+    assert s3_server.guard.log.operations["HeadObject"] == 3
+    per_object = bulk.KEYS_PER_OBJECT
+    monkeypatch.setattr(bulk, "KEYS_PER_OBJECT", 0)
+    s3_server.guard.log.reset()
+    assert bulk.exists_many(st, asked) == [True] * 31 + [False]
     assert s3_server.guard.log.operations["HeadObject"] == 32
+    monkeypatch.setattr(bulk, "KEYS_PER_OBJECT", per_object)
 
     fetches = [Fetch(f"blobs/{p.name}", tmp_path / "dl" / p.name, sha256_file(p),
                      p.stat().st_size) for p in srcs]
