@@ -19,6 +19,7 @@ cache is ``cache.py``.
 from __future__ import annotations
 
 import errno
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,18 @@ class TransferStats:
     cache_hits: int = 0
 
 
+_LOADER_LOCK = threading.Lock()
+
+
+@functools.cache
+def _data_loader() -> Any:
+    """botocore's loader of its bundled data (service models, endpoints), shared by every client
+    this process makes: it keeps what it has parsed."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
+
+
 class Store:
     """A bucket/prefix in O3 (or any S3 server), reached with O3-safe client settings."""
 
@@ -78,10 +91,20 @@ class Store:
     def _make_client(self) -> Any:
         if self._client is None:
             import boto3
+            import botocore.session
             from botocore.config import Config
 
-            session = boto3.session.Session(profile_name=self.cfg.profile) if self.cfg.profile \
-                else boto3.session.Session()
+            # a new botocore session each time (credentials, profiles and environment read anew)
+            # with the process's one data loader: the service model and endpoint data botocore
+            # parses from JSON for every client (~0.1 s) are parsed once per process
+            loader = _data_loader()
+            core = botocore.session.Session()
+            core.register_component("data_loader", loader)
+            with _LOADER_LOCK:
+                session = boto3.session.Session(profile_name=self.cfg.profile or None,
+                                                botocore_session=core)
+                # boto3 adds its own data directory to the loader's search path per session
+                loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
             self._client = session.client(
                 "s3",
                 endpoint_url=self.cfg.endpoint,

@@ -93,3 +93,38 @@ def test_the_ca_bundle_follows_the_endpoint() -> None:
                                 remote=remote).ca_bundle == "/etc/ca.pem"
     assert resolve_store_config("s3://b", environ={}, remote=remote).ca_bundle == "/store/tls/ca.pem"
     assert resolve_store_config("s3://b", environ={}, remote={"ssl_verify": True}).ca_bundle is None
+
+
+def test_store_clients_share_botocore_data_but_not_credentials(monkeypatch, tmp_path) -> None:
+    """Every store client of a process parses botocore's service data once (one loader, whose
+    search path does not grow per client) while each resolves its own credentials and profile."""
+    from zkml_dvc import store as store_mod
+    from zkml_dvc.store import Store, StoreConfig
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    (tmp_path / "config").write_text("[profile other]\nregion = x\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    (tmp_path / "credentials").write_text("[other]\naws_access_key_id = FROMPROFILE\n"
+                                          "aws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "FROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+
+    def key_of(**kw: str) -> str:
+        client = Store(StoreConfig(url=URL, endpoint="https://127.0.0.1:9", **kw)).client
+        return client._request_signer._credentials.get_frozen_credentials().access_key
+
+    import botocore.loaders
+
+    assert key_of(access_key_id="GIVEN", secret_access_key="s") == "GIVEN"
+    search_path = list(store_mod._data_loader().search_paths)
+    parsed: list[str] = []
+    load_file = botocore.loaders.JSONFileLoader.load_file
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file",
+                        lambda self, path, *a: parsed.append(path) or load_file(self, path, *a))
+    assert key_of() == "FROMENV"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "CHANGED")
+    assert key_of() == "CHANGED"
+    assert key_of(profile="other") == "FROMPROFILE"
+    assert parsed == []  # no service model or endpoint data parsed again
+    assert store_mod._data_loader().search_paths == search_path
