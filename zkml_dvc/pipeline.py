@@ -351,8 +351,8 @@ def pull(project: Project, targets: list[str], store: Store | None = None,
     through the environment DVC consults first). With ``store`` (the same store root), the store
     client first fetches the objects into DVC's cache (prefetch.py; checked against ``sha256_of``,
     {md5: sha256} from a run manifest); if all came, only the checkout runs. Returns {path: md5}
-    (paths relative to the project) of the files copied from objects downloaded here and found to
-    have ``sha256_of[md5]``; every other restored file is for the caller to check."""
+    (paths relative to the project) of the files copied or hard-linked from objects downloaded
+    here and found to have ``sha256_of[md5]``; every other restored file is for the caller to check."""
     from dvc.exceptions import DvcException
 
     from .prefetch import checkout, fetch_objects, target_objects

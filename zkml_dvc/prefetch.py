@@ -81,7 +81,8 @@ def checkout(repo: Any, targets: list[str]) -> dict[str, str]:
     it adds (its link in DVC's state: `dvc checkout` without targets then removes it once it is
     no output any more) and DVC's checkout is not run: it would find the workspace as it wants
     it and change nothing, after building its index of the whole repository (the graph of every
-    stage) to say so."""
+    stage) to say so. Where DVC's checkout runs, the files it left as hard links of their cache
+    objects are returned too (``linked_files``)."""
     copied: dict[str, str] = {}
     if list(repo.cache.local.cache_types or ()) in (["reflink", "copy"], ["copy"]):
         from dvc.repo import lock_repo
@@ -96,7 +97,31 @@ def checkout(repo: Any, targets: list[str]) -> dict[str, str]:
                     repo.state.save_link(out.fs_path, repo.fs)
                 return copied
     repo.checkout(targets=targets)
-    return copied
+    return copied | linked_files(repo, _target_outs(repo, targets))
+
+
+def linked_files(repo: Any, outs: list[Any]) -> dict[str, str]:
+    """{path: md5} of the files of ``outs`` (outputs of the open DVC ``repo``) that are hard links
+    of their DVC cache objects (the same inode: what DVC's checkout leaves with ``cache.type``
+    hardlink), so hold exactly the object's bytes."""
+    import json
+
+    found: dict[str, str] = {}
+    for out in outs:
+        md5 = out.hash_info.value
+        try:
+            if md5.endswith(".dir"):
+                listing = json.loads(Path(repo.cache.local.oid_to_path(md5)).read_bytes())
+                files = [(os.path.join(out.fs_path, *e["relpath"].split("/")), e["md5"])
+                         for e in listing]
+            else:
+                files = [(out.fs_path, md5)]
+            for path, m in files:
+                if _MD5.fullmatch(m) and os.path.samefile(path, repo.cache.local.oid_to_path(m)):
+                    found[path] = m
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return found
 
 
 def place_outputs(repo: Any, outs: list[Any], copied: dict[str, str] | None = None) -> int:

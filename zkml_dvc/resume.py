@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from . import runs
 from . import srs as srs_mod
 from .errors import MissingFileError
+from .fsutil import atomic_write_bytes
 from .layout import check_stage
 from .onnx_model import check_input, inspect_model
 from .project import Project
@@ -38,6 +40,10 @@ def resume(project: Project, run_id: str, from_stage: str = "witness",
         restore(project, manifest, targets, store)
     srs_mod.fetch(store, manifest.srs)
     if new_input is not None:
-        (project.root / mp.input).write_bytes(new_input.read_bytes())
+        # a new file in its place (the old one may be a hard link of a DVC cache object), with
+        # the mode a new file gets
+        umask = os.umask(0)
+        os.umask(umask)
+        atomic_write_bytes(project.root / mp.input, new_input.read_bytes(), mode=0o666 & ~umask)
     return run(project, manifest.model, run_id=new_run_id, push=push, parent_run=run_id,
                force_stage=force)

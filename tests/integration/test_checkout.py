@@ -102,11 +102,34 @@ def test_link_types_other_than_copy_are_dvcs_own(tmp_path: Path, link: str,
 
     root = _repo(tmp_path / "r", monkeypatch)
     subprocess.run(["dvc", "config", "cache.type", link], cwd=root, check=True)
+    expected = {str(p): _md5(p) for p in [root / "pk.key", *(root / "evm").rglob("*")]
+                if p.is_file()}
     (root / "pk.key").unlink()
+    shutil.rmtree(root / "evm")
     with Repo(str(root)) as repo:
-        prefetch.checkout(repo, ["pk.key"])
+        linked = prefetch.checkout(repo, ["pk.key", "evm"])
     pk = root / "pk.key"
     assert pk.is_symlink() if link == "symlink" else pk.stat().st_nlink == 2
+    # every file DVC left linked to its cache object is reported with that object's md5 (the
+    # caller need not read it again to know its bytes), and nothing else: DVC creates an empty
+    # file anew rather than hard-linking it
+    if link == "hardlink":
+        del expected[str(root / "evm" / "empty.bin")]
+    assert linked == expected and len(linked) == (41 if link == "hardlink" else 42)
+
+
+def test_files_dvc_copies_are_not_reported_as_linked(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    subprocess.run(["dvc", "config", "cache.type", "copy"], cwd=root, check=True)
+    (root / "pk.key").write_bytes(b"changed")  # in the workspace: DVC's checkout, which copies
+    with Repo(str(root)) as repo:
+        assert prefetch.linked_files(repo, prefetch._target_outs(repo, ["pk.key", "evm"])) == {}
+        repo.checkout(targets=["pk.key"], force=True)
+        assert prefetch.linked_files(repo, prefetch._target_outs(repo, ["pk.key"])) == {}
+    assert (root / "pk.key").stat().st_nlink == 1
 
 
 def test_nothing_is_written_through_a_symlink_out_of_the_repository(

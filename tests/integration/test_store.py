@@ -375,10 +375,11 @@ def test_bulk_takes_the_environments_keys_as_boto3_would_without_a_boto3_client(
 def test_bulk_store_client_calls_move_small_files_with_one_request_each(
         s3_server, bucket, tmp_path, monkeypatch):
     """bulk.exists_many / put_files / get_files (the artifact bundles' S3 calls): one listing
-    for many keys of one directory (else one HEAD per key asked), each small file one PUT up and one GET down, sha256 metadata as Store.put_file
-    sets it; a large one by the store client; from the local cache a second
-    time; and an object whose bytes are not the manifest's, or that is larger than it records,
-    is refused with the store client's error and nothing placed."""
+    for many keys of one directory (else one HEAD per key asked), each small file one PUT up
+    and one GET down, sha256 metadata as Store.put_file sets it; a large one by the store
+    client; from the local cache a second time; and an object whose bytes are not the
+    manifest's, or that is larger than it records, is refused with the store client's error and
+    nothing placed."""
     from zkml_dvc import bulk
     from zkml_dvc.bulk import Fetch, Put
 
