@@ -17,7 +17,14 @@ logrows 17, pk ~0.55 GB), each step beside its baseline.
 4. clean-room `zkml-dvc verify RUN` from that clone vs plain ezkl's verify in a fresh process.
 Targets (issue 15): run <= 1.03x plain ezkl; push and pull >= 0.9x s5cmd; run's peak RSS within
 100 MB of plain ezkl's. The SRS is made once, before both sides (neither pays for gen_srs).
+Each zkml-dvc figure is measured per ``--cache-types``: ``default`` (the project leaves DVC's
+``cache.type`` unset: on ext4 an output is copied into DVC's cache and, on a second machine, out
+of it) and ``hardlink`` (the producer commits `dvc config cache.type hardlink`, DVC's setting for
+large files, so the clone has it too: outputs are linked, not copied, and are read-only in the
+workspace). The plain script's runs are shared: each rep runs plain and every cache type, in an
+order that rotates.
 Run: .venv/bin/python benchmarks/large.py [--width 256] [--depth 3] [--reps 3]
+     [--cache-types default,hardlink]
 """
 
 from __future__ import annotations
@@ -128,8 +135,12 @@ def main() -> dict[str, float]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--depth", type=int, default=3, help="hidden layers (linear layers - 1)")
-    ap.add_argument("--reps", type=int, default=3, help="pairs of timed runs (plain, zkml-dvc)")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="rounds of timed runs (plain, then zkml-dvc per cache type)")
+    ap.add_argument("--cache-types", default="default,hardlink",
+                    help="DVC cache.type settings to measure zkml-dvc with (default: unset)")
     args = ap.parse_args([] if __name__ != "__main__" else None)
+    kinds = [k.strip() for k in args.cache_types.split(",") if k.strip()]
     name = f"W{args.width}x{args.depth + 1}"
     s5 = ensure_s5cmd()
     py = sys.executable
@@ -156,14 +167,20 @@ def main() -> dict[str, float]:
                         env)
             return a[0] + b[0], max(a[1], b[1])
 
-        def producer(where: Path) -> Path:
+        def producer(where: Path, kind: str) -> Path:
             run([ZKML, "init", str(where), "--model", str(onnx), "--input", str(inp),
                  "--calibration", str(cal), "--name", "big", "--project", "bench"], tmp, env)
             params = (where / "params.yaml").read_text().replace("scales: null", "scales:\n    - 7")
             (where / "params.yaml").write_text(params)
-            run(["git", "commit", "-qam", "pin scale"], where, env)
+            if kind != "default":
+                run([str(Path(sys.executable).parent / "dvc"), "config", "cache.type", kind],
+                    where, env)
+            run(["git", "commit", "-qam", f"pin scale; cache.type {kind}"], where, env)
             # its remote: the local store (as `store up` in a project sets it; the run commits it)
             run([ZKML, "store", "up", "--dir", str(tmp / "store")], where, env)
+            # a store root per cache type: each push sends every object
+            run([str(Path(sys.executable).parent / "dvc"), "remote", "modify", "o3", "url",
+                 f"s3://zkml-dvc/large-{kind}/dvc"], where, env)
             return where
 
         def alone(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
@@ -174,81 +191,91 @@ def main() -> dict[str, float]:
             return wall, rss
 
         run([ZKML, "store", "up", "--dir", str(tmp / "store"), "--no-configure"], tmp, env)
+        figures: dict[str, float] = {}
         try:
             store_env = localstore.env_exports(tmp / "store")
-            # wall times: each side alone, in pairs whose order alternates (this machine's
-            # speed drifts by tens of percent within minutes), each run cold in a new project
-            plain_t: list[float] = []
-            run_t: list[float] = []
+            # wall times: each side alone, in rounds whose order rotates (this machine's speed
+            # drifts by tens of percent within minutes), each run cold in a new project
+            sides = ["plain", *kinds]
+            times: dict[str, list[float]] = {side: [] for side in sides}
             for i in range(args.reps):
-                for side in (("plain", "run") if i % 2 == 0 else ("run", "plain")):
+                for side in sides[i % len(sides):] + sides[:i % len(sides)]:
                     if side == "plain":
-                        plain_t.append(plain_side(tmp / f"plain{i}", alone)[0])
-                    else:
-                        proj = producer(tmp / f"producer{i}")
-                        run_t.append(alone([ZKML, "run", "--no-push", "--run-id", "big"], proj,
-                                           env)[0])
-                        if i:
-                            shutil.rmtree(proj)
+                        times[side].append(plain_side(tmp / f"plain{i}", alone)[0])
+                        continue
+                    proj = producer(tmp / f"producer{i}-{side}", side)
+                    times[side].append(alone([ZKML, "run", "--no-push", "--run-id", "big"], proj,
+                                             env)[0])
                     if i:
-                        shutil.rmtree(tmp / f"plain{i}", ignore_errors=True)
-            root, plain = tmp / "producer0", tmp / "plain0"
-            plain_s, run_s = statistics.median(plain_t), statistics.median(run_t)
+                        shutil.rmtree(proj)
+                if i:
+                    shutil.rmtree(tmp / f"plain{i}", ignore_errors=True)
+            plain = tmp / "plain0"
+            plain_s = statistics.median(times["plain"])
             pk_mb = (plain / "pk.key").stat().st_size / 1e6
             # peak memory: one more run of each side, sampled
             _, plain_rss = plain_side(tmp / "plain-sampled", sampled)
-            twin = producer(tmp / "producer-sampled")
-            _, run_rss, _ = timed_rss([ZKML, "run", "--no-push", "--run-id", "big"], twin, env)
-            shutil.rmtree(twin)
-            print(f"{name}: logrows {logrows}, pk {pk_mb:.0f} MB; plain ezkl "
-                  f"{' '.join(f'{t:.1f}' for t in plain_t)} s, zkml-dvc run "
-                  f"{' '.join(f'{t:.1f}' for t in run_t)} s (pairs in alternating order) -> "
-                  f"medians {plain_s:.1f} vs {run_s:.1f} s ({run_s / plain_s:.3f}x); peak RSS "
-                  f"plain {plain_rss / 1e6:.0f} MB, run {run_rss / 1e6:.0f} MB "
-                  f"({(run_rss - plain_rss) / 1e6:+.0f} MB)", flush=True)
-            # push vs s5cmd uploading the same DVC objects (the first run's project)
-            t0 = time.perf_counter()
-            run([ZKML, "push", "big"], root, env)
-            push_s = time.perf_counter() - t0
-            objects = root / ".dvc" / "cache" / "files" / "md5"
-            nbytes = sum(p.stat().st_size for p in objects.rglob("*") if p.is_file())
-            s5env = {**os.environ, **store_env}
-            s5base = [s5, "--endpoint-url", store_env["AWS_ENDPOINT_URL_S3"]]
-            t0 = time.perf_counter()
-            subprocess.run([*s5base, "cp", f"{objects}/*", "s3://zkml-dvc/s5cmd-baseline/"],
-                           env=s5env, check=True, capture_output=True)
-            s5_up = time.perf_counter() - t0
-            # the second machine: a fresh clone, an empty cache, the store through env vars
-            clone = tmp / "clone"
-            run(["git", "clone", "-q", str(root), str(clone)], tmp, env)
-            home = tmp / "home"
-            home.mkdir()
-            cenv = {**env, "HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"),
-                    **store_env}
-            t0 = time.perf_counter()
-            run([ZKML, "pull", "big", "--for", "prove"], clone, cenv)
-            pull_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            subprocess.run([*s5base, "cp", "s3://zkml-dvc/s5cmd-baseline/*", f"{tmp / 's5down'}/"],
-                           env=s5env, check=True, capture_output=True)
-            s5_down = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            run([ZKML, "verify", "big", "--allow-untrusted-srs"], clone, cenv)
-            verify_s = time.perf_counter() - t0
             t0 = time.perf_counter()
             run([py, "-c", VERIFY, str(plain), str(srs_file)], plain, env)
             plain_verify_s = time.perf_counter() - t0
+            s5env = {**os.environ, **store_env}
+            s5base = [s5, "--endpoint-url", store_env["AWS_ENDPOINT_URL_S3"]]
+            print(f"{name}: logrows {logrows}, pk {pk_mb:.0f} MB; plain ezkl "
+                  f"{' '.join(f'{t:.1f}' for t in times['plain'])} s, median {plain_s:.1f} s; "
+                  f"peak RSS {plain_rss / 1e6:.0f} MB; verify {plain_verify_s:.1f} s", flush=True)
+            for kind in kinds:
+                label = name if kind == "default" else f"{name}, cache.type {kind}"
+                run_s = statistics.median(times[kind])
+                twin = producer(tmp / f"producer-sampled-{kind}", kind)
+                _, run_rss, _ = timed_rss([ZKML, "run", "--no-push", "--run-id", "big"], twin, env)
+                shutil.rmtree(twin)
+                root = tmp / f"producer0-{kind}"
+                # push vs s5cmd uploading the same DVC objects (the first round's project)
+                t0 = time.perf_counter()
+                run([ZKML, "push", "big"], root, env)
+                push_s = time.perf_counter() - t0
+                objects = root / ".dvc" / "cache" / "files" / "md5"
+                nbytes = sum(p.stat().st_size for p in objects.rglob("*") if p.is_file())
+                t0 = time.perf_counter()
+                subprocess.run([*s5base, "cp", f"{objects}/*", f"s3://zkml-dvc/s5-{kind}/"],
+                               env=s5env, check=True, capture_output=True)
+                s5_up = time.perf_counter() - t0
+                # the second machine: a fresh clone, an empty cache, the store through env vars
+                clone = tmp / f"clone-{kind}"
+                run(["git", "clone", "-q", str(root), str(clone)], tmp, env)
+                home = tmp / f"home-{kind}"
+                home.mkdir()
+                cenv = {**env, "HOME": str(home), "ZKML_DVC_CACHE_DIR": str(home / "cache"),
+                        **store_env}
+                t0 = time.perf_counter()
+                run([ZKML, "pull", "big", "--for", "prove"], clone, cenv)
+                pull_s = time.perf_counter() - t0
+                down = tmp / f"s5down-{kind}"
+                t0 = time.perf_counter()
+                subprocess.run([*s5base, "cp", f"s3://zkml-dvc/s5-{kind}/*", f"{down}/"],
+                               env=s5env, check=True, capture_output=True)
+                s5_down = time.perf_counter() - t0
+                shutil.rmtree(down)
+                t0 = time.perf_counter()
+                run([ZKML, "verify", "big", "--allow-untrusted-srs"], clone, cenv)
+                verify_s = time.perf_counter() - t0
+                print(f"{label}: zkml-dvc run {' '.join(f'{t:.1f}' for t in times[kind])} s -> "
+                      f"median {run_s:.1f} s ({run_s / plain_s:.3f}x plain); peak RSS "
+                      f"{run_rss / 1e6:.0f} MB ({(run_rss - plain_rss) / 1e6:+.0f} MB); push "
+                      f"{push_s:.1f} s vs s5cmd {s5_up:.1f} s ({nbytes / 1e6:.0f} MB of DVC "
+                      f"objects) -> {s5_up / push_s:.2f}x; pull --for prove {pull_s:.1f} s vs "
+                      f"s5cmd {s5_down:.1f} s -> {s5_down / pull_s:.2f}x; clean-room verify "
+                      f"{verify_s:.1f} s", flush=True)
+                figures.update({
+                    f"large {label}: run/plain ezkl ratio": run_s / plain_s,
+                    f"large {label}: run peak RSS - plain ezkl's (MB)": (run_rss - plain_rss) / 1e6,
+                    f"large {label}: push/s5cmd throughput ratio": s5_up / push_s,
+                    f"large {label}: pull --for prove/s5cmd throughput ratio": s5_down / pull_s,
+                    f"large {label}: clean-room verify/plain ezkl verify time ratio":
+                        verify_s / plain_verify_s})
         finally:
             localstore.down(tmp / "store")
-    print(f"push {push_s:.1f} s vs s5cmd {s5_up:.1f} s ({nbytes / 1e6:.0f} MB of DVC objects) -> "
-          f"{s5_up / push_s:.2f}x; pull --for prove {pull_s:.1f} s vs s5cmd {s5_down:.1f} s -> "
-          f"{s5_down / pull_s:.2f}x; clean-room verify {verify_s:.1f} s vs plain ezkl verify "
-          f"{plain_verify_s:.1f} s")
-    return {f"large {name}: run/plain ezkl ratio": run_s / plain_s,
-            f"large {name}: run peak RSS - plain ezkl's (MB)": (run_rss - plain_rss) / 1e6,
-            f"large {name}: push/s5cmd throughput ratio": s5_up / push_s,
-            f"large {name}: pull --for prove/s5cmd throughput ratio": s5_down / pull_s,
-            f"large {name}: clean-room verify/plain ezkl verify time ratio": verify_s / plain_verify_s}
+    return figures
 
 
 if __name__ == "__main__":
