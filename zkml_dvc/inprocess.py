@@ -120,9 +120,13 @@ def lockfile_memo() -> Iterator[None]:
     import io
 
     import dvc.dvcfile as dvcfile
-    from dvc.utils.serialize._common import _load_data
-    from dvc.utils.serialize._yaml import _dump, parse_yaml_for_update
 
+    try:  # DVC's own reader and dumper (private: a DVC without them keeps its own rewrite)
+        from dvc.utils.serialize._common import _load_data
+        from dvc.utils.serialize._yaml import _dump, parse_yaml_for_update
+    except ImportError:
+        yield
+        return
     original = dvcfile.modify_yaml
     last: dict[str, tuple[str, Any]] = {}  # path -> (the text dumped there, its document)
 

@@ -135,3 +135,22 @@ def test_dvc_lock_rewrites_from_the_last_document_write_what_dvc_writes(tmp_path
             assert cold == 3 and again == 4, (cold, again)  # one per stage written after the first
     assert locks["plain"] == locks["memo"]
     assert b"c-y.txt" in locks["memo"][0]
+
+
+def test_lockfile_memo_leaves_dvc_alone_when_its_private_helpers_are_gone(monkeypatch) -> None:
+    """A DVC whose private YAML helpers moved: the memo patches nothing and DVC rewrites dvc.lock
+    its own way."""
+    import sys
+
+    import dvc.dvcfile as dvcfile
+
+    from zkml_dvc.inprocess import lockfile_memo
+
+    theirs = dvcfile.modify_yaml
+    monkeypatch.setitem(sys.modules, "dvc.utils.serialize._yaml", None)  # import -> ImportError
+    with lockfile_memo():
+        assert dvcfile.modify_yaml is theirs
+    monkeypatch.undo()
+    with lockfile_memo():
+        assert dvcfile.modify_yaml is not theirs
+    assert dvcfile.modify_yaml is theirs
