@@ -23,7 +23,9 @@ would copy (its default link types, reflink then copy) and an output is wholly a
 workspace, ``checkout`` places it first: each file copied by the kernel (``copy_file_range``,
 which shares extents where the file system can, as DVC's reflink would), a directory built beside
 its place and renamed in whole, and each file's md5 recorded in DVC's state database as DVC's
-checkout records it, and its link as DVC records the files it adds. When every output the
+checkout records it, and its link as DVC records the files it adds. Where the project's
+``cache.type`` puts hardlink first, the files are hard-linked instead, as DVC's checkout would
+link them (DVC's checkout, run anyway, spent most of a second building its index to do it). When every output the
 targets select was placed so, DVC's checkout (which would find the workspace as it wants it, after
 building the graph of every stage to say so) is not run; otherwise it runs after the placement.
 An output already in the workspace, whole or changed, is DVC's alone.
@@ -84,7 +86,8 @@ def checkout(repo: Any, targets: list[str]) -> dict[str, str]:
     stage) to say so. Where DVC's checkout runs, the files it left as hard links of their cache
     objects are returned too (``linked_files``)."""
     copied: dict[str, str] = {}
-    if list(repo.cache.local.cache_types or ()) in (["reflink", "copy"], ["copy"]):
+    types = list(repo.cache.local.cache_types or ())
+    if types in (["reflink", "copy"], ["copy"]) or types[:1] == ["hardlink"]:
         from dvc.repo import lock_repo
 
         with lock_repo(repo):  # as DVC's own checkout holds it
@@ -126,15 +129,21 @@ def linked_files(repo: Any, outs: list[Any]) -> dict[str, str]:
 
 def place_outputs(repo: Any, outs: list[Any], copied: dict[str, str] | None = None) -> int:
     """Copy each output of ``outs`` that is wholly absent from the workspace out of DVC's cache
-    (all its files must be there), and record each file's md5 in DVC's state database (and in
-    ``copied``, {path: md5}). Returns how many outputs were placed; one that cannot be (or whose
-    directory resolves outside the repository through a symlink) is left to DVC's checkout."""
+    (all its files must be there), or hard-link it where the repository's ``cache.type`` puts
+    hardlink first (as DVC's checkout then does: an empty file is created anew, and a file that
+    cannot be linked is copied if ``copy`` is among the types), and record each file's md5 in
+    DVC's state database (and in ``copied``, {path: md5}). Returns how many outputs were placed;
+    one that cannot be (or whose directory resolves outside the repository through a symlink) is
+    left to DVC's checkout."""
     import json
 
     from dvc_data.hashfile.hash_info import HashInfo
 
     def path_of(md5: str) -> str:
         return str(repo.cache.local.oid_to_path(md5))
+
+    types = list(repo.cache.local.cache_types or ())
+    link, may_copy = types[:1] == ["hardlink"], "copy" in types or not types
 
     umask = os.umask(0)
     os.umask(umask)
@@ -160,11 +169,11 @@ def place_outputs(repo: Any, outs: list[Any], copied: dict[str, str] | None = No
                         os.chmod(tmp, 0o777 & ~umask)
                         for parts, _ in files:
                             (tmp.joinpath(*parts)).parent.mkdir(parents=True, exist_ok=True)
-                        list(pool.map(lambda f: _copy(path_of(f[1]), tmp.joinpath(*f[0]), umask),
-                                      files))
+                        list(pool.map(lambda f: _place(path_of(f[1]), tmp.joinpath(*f[0]),
+                                                       umask, link, may_copy), files))
                 else:
                     with atomic_path(dest) as tmp:
-                        _copy(path_of(md5), tmp, umask)
+                        _place(path_of(md5), tmp, umask, link, may_copy)
             except (OSError, ValueError, TypeError, KeyError):
                 continue  # DVC's checkout places it
             repo.state.save_many([(str(dest.joinpath(*parts)), HashInfo(out.hash_name, m), None)
@@ -184,6 +193,25 @@ def _safe_entry(parts: tuple[str, ...], md5: str, in_directory: bool) -> bool:
 
 
 _MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
+
+
+def _place(src: str, dest: Path, umask: int, link: bool, may_copy: bool) -> None:
+    """``src`` (a cache object) at ``dest`` (a new temp name, which may exist): hard-linked if
+    ``link`` and it is not empty, else (or if it cannot be linked and ``may_copy``) copied."""
+    import errno
+
+    if link and os.path.getsize(src) > 0:
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(src, dest)
+            return
+        except OSError as exc:  # another file system, or too many links: copied where allowed
+            if not may_copy or exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM,
+                                                 errno.ENOTSUP):
+                raise
+    elif not may_copy and os.path.getsize(src) > 0:
+        raise OSError(errno.ENOTSUP, f"{src}: neither linked nor copied")
+    _copy(src, dest, umask)
 
 
 def _copy(src: str, dest: Path, umask: int) -> None:

@@ -95,27 +95,56 @@ def test_an_output_in_the_workspace_or_missing_from_the_cache_is_left_to_dvc(
     assert not (root / "evm").exists() and not list(root.glob(".evm*"))
 
 
-@pytest.mark.parametrize("link", ["hardlink", "symlink"])
-def test_link_types_other_than_copy_are_dvcs_own(tmp_path: Path, link: str,
-                                                 monkeypatch: pytest.MonkeyPatch):
+def test_symlinks_are_dvcs_own_and_linked_files_are_reported(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
     from dvc.repo import Repo
 
     root = _repo(tmp_path / "r", monkeypatch)
-    subprocess.run(["dvc", "config", "cache.type", link], cwd=root, check=True)
+    subprocess.run(["dvc", "config", "cache.type", "symlink"], cwd=root, check=True)
     expected = {str(p): _md5(p) for p in [root / "pk.key", *(root / "evm").rglob("*")]
                 if p.is_file()}
     (root / "pk.key").unlink()
     shutil.rmtree(root / "evm")
     with Repo(str(root)) as repo:
         linked = prefetch.checkout(repo, ["pk.key", "evm"])
-    pk = root / "pk.key"
-    assert pk.is_symlink() if link == "symlink" else pk.stat().st_nlink == 2
-    # every file DVC left linked to its cache object is reported with that object's md5 (the
-    # caller need not read it again to know its bytes), and nothing else: DVC creates an empty
-    # file anew rather than hard-linking it
-    if link == "hardlink":
-        del expected[str(root / "evm" / "empty.bin")]
-    assert linked == expected and len(linked) == (41 if link == "hardlink" else 42)
+    assert (root / "pk.key").is_symlink()
+    # every file DVC's checkout left linked to its cache object is reported with that object's
+    # md5 (the caller need not read it again to know its bytes), and nothing else
+    assert linked == expected and len(linked) == 42
+
+
+def test_with_hardlink_first_outputs_are_linked_as_dvcs_checkout_links_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`cache.type hardlink`: an absent output is hard-linked to its cache object (an empty file
+    made anew, as DVC makes it), recorded in DVC's state; DVC's checkout and status then find
+    nothing to change, and the files are those DVC's own checkout would link."""
+    from dvc.repo import Repo
+
+    mine, dvcs = _repo(tmp_path / "mine", monkeypatch), _repo(tmp_path / "dvcs", monkeypatch)
+    before = _files(mine)
+    for root in (mine, dvcs):
+        subprocess.run(["dvc", "config", "cache.type", "hardlink"], cwd=root, check=True)
+        shutil.rmtree(root / "evm")
+        (root / "pk.key").unlink()
+    with Repo(str(dvcs)) as repo:
+        repo.checkout(targets=["pk.key", "evm"])
+    monkeypatch.chdir(mine)
+    with Repo(str(mine)) as repo:
+        placed = prefetch.checkout(repo, ["pk.key", "evm"])
+        assert placed == {str(mine / p): _md5(mine / p) for p in before}
+        inodes = {p: os.stat(mine / p).st_ino for p in before}
+        repo.checkout(targets=["pk.key", "evm"])  # DVC's own: finds them as it wants them
+        assert {p: os.stat(mine / p).st_ino for p in before} == inodes
+        assert repo.status() == {}
+    assert _files(mine) == before
+    for root in (mine, dvcs):
+        objects = {p.stat().st_ino: p for p in (root / ".dvc" / "cache").rglob("*")
+                   if p.is_file()}
+        linked = {p for p in before if os.stat(root / p).st_ino in objects}
+        assert linked == {p for p in before if p != "evm/empty.bin"}, root
+        assert (root / "pk.key").stat().st_nlink == 2
+    res = subprocess.run(["dvc", "status"], cwd=mine, capture_output=True, text=True, check=True)
+    assert "up to date" in res.stdout
 
 
 def test_files_dvc_copies_are_not_reported_as_linked(tmp_path: Path,
