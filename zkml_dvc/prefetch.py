@@ -25,9 +25,10 @@ which shares extents where the file system can, as DVC's reflink would), a direc
 its place and renamed in whole, and each file's md5 recorded in DVC's state database as DVC's
 checkout records it, and its link as DVC records the files it adds. Where the project's
 ``cache.type`` puts hardlink first, the files are hard-linked instead, as DVC's checkout would
-link them (DVC's checkout, run anyway, spent most of a second building its index to do it). When every output the
-targets select was placed so, DVC's checkout (which would find the workspace as it wants it, after
-building the graph of every stage to say so) is not run; otherwise it runs after the placement.
+link them (DVC's checkout, run anyway, spent most of a second building its index to do it).
+When every output the targets select was placed so, DVC's checkout (which would find the
+workspace as it wants it, after building the graph of every stage to say so) is not run;
+otherwise it runs after the placement.
 An output already in the workspace, whole or changed, is DVC's alone.
 
 The other way, every object of the pushed outputs that the store lacks is uploaded from DVC's
