@@ -19,7 +19,6 @@ cache is ``cache.py``.
 from __future__ import annotations
 
 import errno
-import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,18 +59,6 @@ class TransferStats:
     cache_hits: int = 0
 
 
-_LOADER_LOCK = threading.Lock()
-
-
-@functools.cache
-def _data_loader() -> Any:
-    """botocore's loader of its bundled data (service models, endpoints), shared by every client
-    this process makes: it keeps what it has parsed."""
-    import botocore.loaders
-
-    return botocore.loaders.create_loader()
-
-
 class Store:
     """A bucket/prefix in O3 (or any S3 server), reached with O3-safe client settings."""
 
@@ -90,39 +77,13 @@ class Store:
 
     def _make_client(self) -> Any:
         if self._client is None:
-            import boto3
-            import botocore.session
-            from botocore.config import Config
+            from .s3client import make_client
 
-            # a new botocore session each time (credentials, profiles and environment read anew)
-            # with the process's one data loader: the service model and endpoint data botocore
-            # parses from JSON for every client (~0.1 s) are parsed once per process
-            loader = _data_loader()
-            core = botocore.session.Session()
-            core.register_component("data_loader", loader)
-            with _LOADER_LOCK:
-                session = boto3.session.Session(profile_name=self.cfg.profile or None,
-                                                botocore_session=core)
-                # boto3 adds its own data directory to the loader's search path per session
-                loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
-            self._client = session.client(
-                "s3",
-                endpoint_url=self.cfg.endpoint,
-                region_name=self.region,
-                aws_access_key_id=self.cfg.access_key_id,
-                aws_secret_access_key=self.cfg.secret_access_key,
-                verify=self.cfg.ca_bundle,
-                config=Config(
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                    retries={"mode": "standard",
-                             "max_attempts": env.get_int(env.MAX_ATTEMPTS, 5)},
-                    connect_timeout=env.get_int(env.CONNECT_TIMEOUT, 5),
-                    read_timeout=env.get_int(env.READ_TIMEOUT, 60),
-                    s3={"addressing_style": "path"},
-                    max_pool_connections=16,  # ranged.py's parallel parts share the pool
-                ),
-            )
+            cfg = self.cfg
+            self._client = make_client(endpoint=cfg.endpoint, region=self.region,
+                                       profile=cfg.profile, access_key_id=cfg.access_key_id,
+                                       secret_access_key=cfg.secret_access_key,
+                                       ca_bundle=cfg.ca_bundle)
         return self._client
 
     @property

@@ -98,7 +98,7 @@ def test_the_ca_bundle_follows_the_endpoint() -> None:
 def test_store_clients_share_botocore_data_but_not_credentials(monkeypatch, tmp_path) -> None:
     """Every store client of a process parses botocore's service data once (one loader, whose
     search path does not grow per client) while each resolves its own credentials and profile."""
-    from zkml_dvc import store as store_mod
+    from zkml_dvc import s3client
     from zkml_dvc.store import Store, StoreConfig
 
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -117,7 +117,7 @@ def test_store_clients_share_botocore_data_but_not_credentials(monkeypatch, tmp_
     import botocore.loaders
 
     assert key_of(access_key_id="GIVEN", secret_access_key="s") == "GIVEN"
-    search_path = list(store_mod._data_loader().search_paths)
+    search_path = list(s3client._data_loader().search_paths)
     parsed: list[str] = []
     load_file = botocore.loaders.JSONFileLoader.load_file
     monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file",
@@ -127,4 +127,4 @@ def test_store_clients_share_botocore_data_but_not_credentials(monkeypatch, tmp_
     assert key_of() == "CHANGED"
     assert key_of(profile="other") == "FROMPROFILE"
     assert parsed == []  # no service model or endpoint data parsed again
-    assert store_mod._data_loader().search_paths == search_path
+    assert s3client._data_loader().search_paths == search_path
