@@ -81,6 +81,22 @@ def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux reports it (``os.umask`` can only
+    set it: setting and restoring would let another thread's file be created under the
+    temporary value meanwhile)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o077)  # the strictest value in the meantime
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes, mode: int | None = None) -> None:
     with atomic_path(dest, mode) as tmp:
         # Create with the final mode from the start so a secret is never world-readable.

@@ -50,7 +50,7 @@ from typing import Any
 
 from . import env
 from .bulk import Get, client, get_many, put_missing
-from .fsutil import atomic_dir, atomic_path
+from .fsutil import atomic_dir, atomic_path, current_umask
 from .layout import STORE_DVC_PREFIX, dvc_object_key
 from .store import Store
 
@@ -116,12 +116,13 @@ def linked_files(repo: Any, outs: list[Any]) -> dict[str, str]:
         try:
             if md5.endswith(".dir"):
                 listing = json.loads(Path(repo.cache.local.oid_to_path(md5)).read_bytes())
-                files = [(os.path.join(out.fs_path, *e["relpath"].split("/")), e["md5"])
-                         for e in listing]
+                files = [(tuple(e["relpath"].split("/")), e["md5"]) for e in listing]
             else:
-                files = [(out.fs_path, md5)]
-            for path, m in files:
-                if _MD5.fullmatch(m) and os.path.samefile(path, repo.cache.local.oid_to_path(m)):
+                files = [((), md5)]
+            for parts, m in files:
+                path = os.path.join(out.fs_path, *parts)
+                if (_safe_entry(parts, m, md5.endswith(".dir"))
+                        and os.path.samefile(path, repo.cache.local.oid_to_path(m))):
                     found[path] = m
         except (OSError, ValueError, TypeError, KeyError):
             continue
@@ -146,8 +147,7 @@ def place_outputs(repo: Any, outs: list[Any], copied: dict[str, str] | None = No
     types = list(repo.cache.local.cache_types or ())
     link, may_copy = types[:1] == ["hardlink"], "copy" in types or not types
 
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     root = Path(repo.root_dir).resolve()
     placed = 0
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="zkml-place") as pool:
@@ -210,8 +210,6 @@ def _place(src: str, dest: Path, umask: int, link: bool, may_copy: bool) -> None
             if not may_copy or exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM,
                                                  errno.ENOTSUP):
                 raise
-    elif not may_copy and os.path.getsize(src) > 0:
-        raise OSError(errno.ENOTSUP, f"{src}: neither linked nor copied")
     _copy(src, dest, umask)
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from . import runs
 from . import srs as srs_mod
 from .errors import MissingFileError
-from .fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes, current_umask
 from .layout import check_stage
 from .onnx_model import check_input, inspect_model
 from .project import Project
@@ -42,8 +41,7 @@ def resume(project: Project, run_id: str, from_stage: str = "witness",
     if new_input is not None:
         # a new file in its place (the old one may be a hard link of a DVC cache object), with
         # the mode a new file gets
-        umask = os.umask(0)
-        os.umask(umask)
-        atomic_write_bytes(project.root / mp.input, new_input.read_bytes(), mode=0o666 & ~umask)
+        atomic_write_bytes(project.root / mp.input, new_input.read_bytes(),
+                           mode=0o666 & ~current_umask())
     return run(project, manifest.model, run_id=new_run_id, push=push, parent_run=run_id,
                force_stage=force)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from zkml_dvc import errors
-from zkml_dvc.fsutil import atomic_path, atomic_write_json, confined, sha256_file
+from zkml_dvc import errors, fsutil
+from zkml_dvc.fsutil import atomic_path, atomic_write_json, confined, current_umask, sha256_file
 from zkml_dvc.o3names import check_bucket_name, check_key, parse_url
 
 
@@ -124,3 +124,18 @@ def test_a_sha256_must_be_64_hex_digits_before_it_names_a_cache_file(bad: str):
     with pytest.raises((ZkmlError, ValueError)):
         blob_path(bad)
     assert blob_path("0" * 64).name == "0" * 64
+
+
+@pytest.mark.parametrize("from_proc", [True, False])
+def test_current_umask_reads_the_umask_and_leaves_it(monkeypatch, from_proc: bool):
+    if not from_proc:  # a system without /proc: set and restored
+        def no_proc(*args, **kwargs):
+            raise OSError("no /proc here")
+        monkeypatch.setattr(fsutil, "open", no_proc, raising=False)
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert current_umask() == 0o027
+        assert os.umask(0o022) == 0o027  # unchanged by the reads
+    finally:
+        os.umask(old)
