@@ -146,6 +146,8 @@ def place_outputs(repo: Any, outs: list[Any], copied: dict[str, str] | None = No
 
     types = list(repo.cache.local.cache_types or ())
     link, may_copy = types[:1] == ["hardlink"], "copy" in types or not types
+    if not (link or may_copy):
+        return 0  # symlinks or reflinks only: DVC's checkout makes them
 
     umask = current_umask()
     root = Path(repo.root_dir).resolve()

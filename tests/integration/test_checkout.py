@@ -113,6 +113,20 @@ def test_symlinks_are_dvcs_own_and_linked_files_are_reported(tmp_path: Path,
     assert linked == expected and len(linked) == 42
 
 
+@pytest.mark.parametrize("types", ["symlink", "reflink"])
+def test_link_types_other_than_hardlink_or_copy_are_never_placed_by_copying(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, types: str):
+    """With only symlinks (or reflinks) allowed, place_outputs copies nothing: DVC makes them."""
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path / "r", monkeypatch)
+    subprocess.run(["dvc", "config", "cache.type", types], cwd=root, check=True)
+    (root / "pk.key").unlink()
+    with Repo(str(root)) as repo:
+        assert prefetch.place_outputs(repo, prefetch._target_outs(repo, ["pk.key"])) == 0
+    assert not (root / "pk.key").exists()
+
+
 def test_with_hardlink_first_outputs_are_linked_as_dvcs_checkout_links_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`cache.type hardlink`: an absent output is hard-linked to its cache object (an empty file
